@@ -9,6 +9,7 @@ Layout (``format_version`` 1)::
     /metrics/<dataset>/<split>/<epochs>/n_seeds       (N,) uint8
                       attrs: source (the official name of the entry, e.g. "cifar10-valid x-valid@199")
     /costs/<dataset>/<name>   (N,) float64: params (count), flops (millions), latency (s), ...
+    /extra/<name>     (N, ...) space-specific arrays (NB101: adjacency, ops, num_vertices)
 
 Accuracies are percentages. Every lookup names dataset, split and epochs: there are no defaults,
 and a combination the table lacks is an error that lists what it has.
@@ -80,6 +81,8 @@ class TableData:
     metric_sources: dict[Combo, str] = field(default_factory=dict)
     #: (dataset, cost name) -> float array
     costs: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    #: space-specific arrays with N rows, e.g. NB101's adjacency (N, 7, 7) and ops (N, 7)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
     #: free-form provenance attributes (source file, importer, notes)
     provenance: dict[str, str] = field(default_factory=dict)
 
@@ -134,6 +137,8 @@ def write_table(data: TableData, path: str | os.PathLike) -> Path:
                     raise ValueError(f"column {dataset}/{split}/{epochs} does not have {n} rows")
             for (dataset, name), values in sorted(data.costs.items()):
                 f.create_dataset(f"costs/{dataset}/{name}", data=np.asarray(values, dtype=np.float64))
+            for name, values in sorted(data.extras.items()):
+                f.create_dataset(f"extra/{name}", data=np.asarray(values))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -174,6 +179,7 @@ class BenchmarkTable:
                     for dataset, group in f.get("costs", {}).items()
                     for name, ds in group.items()
                 }
+                self.extras = {name: ds[()] for name, ds in f.get("extra", {}).items()}
         except OSError as err:
             raise BenchmarkError(f"cannot read benchmark table {str(self.path)!r}: {err}") from None
         self.space_name: str = self.attrs["space"]
