@@ -5,7 +5,7 @@ Layout (``format_version`` 1)::
     /                 attrs: format, format_version, space, source, importer, created, zcnas_version
     /key              (N,) str     canonical arch string (TSS, SSS) or module hash (NB101)
     /index            (N,) int64   official index (TSS, SSS); -1 where the space has none
-    /metrics/<dataset>/<split>/<epochs>/{mean, std}   (N,) float32, NaN where not recorded
+    /metrics/<dataset>/<split>/<epochs>/{mean, std}   (N,) float64, NaN where not recorded
     /metrics/<dataset>/<split>/<epochs>/n_seeds       (N,) uint8
                       attrs: source (the official name of the entry, e.g. "cifar10-valid x-valid@199")
     /costs/<dataset>/<name>   (N,) float64: params (count), flops (millions), latency (s), ...
@@ -131,7 +131,7 @@ def write_table(data: TableData, path: str | os.PathLike) -> Path:
                 group = f.create_group(f"metrics/{dataset}/{split}/{int(epochs)}")
                 group.attrs["source"] = data.metric_sources.get((dataset, split, epochs), "")
                 for stat in ("mean", "std"):
-                    group.create_dataset(stat, data=np.asarray(cols[stat], dtype=np.float32))
+                    group.create_dataset(stat, data=np.asarray(cols[stat], dtype=np.float64))
                 group.create_dataset("n_seeds", data=np.asarray(cols["n_seeds"], dtype=np.uint8))
                 if any(len(cols[s]) != n for s in STATS):
                     raise ValueError(f"column {dataset}/{split}/{epochs} does not have {n} rows")
