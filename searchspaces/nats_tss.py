@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nas.errors import InvalidArchitectureError
 from nas.searchspaces.base import SearchSpace
-from nas.searchspaces.nb201_network import EDGES, OPS, CellNetwork, cell_network_params
+from nas.searchspaces.nb201_network import (
+    EDGES,
+    OPS,
+    CellNetwork,
+    cell_network_flops,
+    cell_network_params,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -93,7 +99,9 @@ def _reachable_edges(cell: Cell) -> list[tuple[int, int, str]]:
 def _isomorphism_key(cell: Cell) -> str:
     """Symbolic form of the cell's output: ``skip_connect`` passes its input through, sums are
     commutative, and a term fed only by zeros is zero. This is the NATS-Bench reading
-    (``to_unique_str(consider_zero=True)``) that yields 6,466 classes."""
+    (``to_unique_str(consider_zero=True)``) that yields 6,466 classes. Like the original, it does
+    not reduce a node that sums several zeros ("#+#") to zero, so it is not strictly coarser than
+    the "pruned" reading: we keep the quirk because the published count depends on it."""
     nodes = ["0"]
     for target in (1, 2, 3):
         terms = []
@@ -205,3 +213,9 @@ class NatsTSS(SearchSpace[Cell]):
     def num_params(self, arch: Cell, num_classes: int = 10) -> int:
         widths, reductions = self._layout()
         return cell_network_params(arch.ops, widths, reductions, num_classes)
+
+    def flops(self, arch: Cell, num_classes: int = 10, input_size: int = 32) -> int:
+        """Multiply-accumulates in closed form (equal to :func:`.flops.count_flops` on the built
+        network; 32 for CIFAR, 16 for ImageNet16-120)."""
+        widths, reductions = self._layout()
+        return cell_network_flops(arch.ops, widths, reductions, num_classes, input_size)

