@@ -1,0 +1,684 @@
+"""NAS-Bench-101 importers that need no TensorFlow: TFRecord, community HDF5, subset CSV.
+
+Three layouts are read into a :class:`~nas.benchmarks.table.TableData` for space ``"nb101"``:
+
+* :func:`import_nb101_tfrecord` -- the official ``nasbench_only108.tfrecord`` (epochs 108) and
+  ``nasbench_full.tfrecord`` (epochs 4, 12, 36, 108). The file is streamed record by record
+  (:func:`read_tfrecords`, CRC32C-checked) and its ``ModelMetrics`` protobufs are decoded by hand
+  (:func:`decode_model_metrics`), so neither TensorFlow nor protobuf is needed.
+* :func:`import_nb101_hdf5` -- the community ``nasbench.hdf5`` layout (the converter used by
+  neuralpredictor.pytorch and its copies).
+* :func:`import_nb101_subset_csv` -- the layout of ``nb101_subset_1000.csv`` (one run per cell,
+  validation accuracy only), which gives CI a real NB101 table.
+
+What every importer produces
+----------------------------
+* ``keys``: the module hashes (pruned-graph MD5 fingerprints), sorted; ``indices`` all -1 (NB101
+  has no official index).
+* metrics for dataset ``"cifar10"``, splits ``train``/``valid``/``test`` (whatever the layout
+  holds), one column per epoch budget, from the per-seed values of the *final* evaluation of each
+  run (NB101 trains 3 repeats of every cell at every budget). Accuracies are in **percent**: the
+  official files store fractions (0.93), the table stores 93.0.
+* costs ``("cifar10", "params")`` (trainable parameters) and ``("cifar10", "train_time")``
+  (seconds of training, mean over repeats, at the largest epoch budget in the file: 108).
+* extras ``adjacency`` (N, 7, 7) int8, zero-padded; ``ops`` (N, 7) int8 with the codes of
+  :data:`OP_CODES` (input -1, output -2, conv3x3-bn-relu 0, conv1x1-bn-relu 1, maxpool3x3 2) and
+  :data:`OP_PAD` (-3) after the last vertex; ``num_vertices`` (N,) int8. The first
+  ``num_vertices`` entries of ``ops`` and rows/columns of ``adjacency`` are the pruned graph.
+  (The community HDF5 pads ``operations`` with 0, which is also conv3x3's code; we re-pad with -3
+  so that a padded slot can never be mistaken for a real vertex.)
+
+Every user-caused failure (missing file, not a TFRecord, CRC mismatch, truncated file, record of
+the wrong shape, HDF5 without a dataset, CSV without a column) raises
+:class:`~nas.errors.BenchmarkError` with one line naming the file and the problem.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from nas.errors import BenchmarkError
+
+from .table import TableData
+
+SPACE = "nb101"
+DATASET = "cifar10"
+MAX_VERTICES = 7
+#: The epoch budgets of ``nasbench_full.tfrecord`` (``nasbench_only108.tfrecord`` holds only 108).
+EPOCHS = (4, 12, 36, 108)
+#: Operation codes used in the ``ops`` extra (same codes as the community HDF5 layout).
+OP_CODES = {"input": -1, "output": -2, "conv3x3-bn-relu": 0, "conv1x1-bn-relu": 1, "maxpool3x3": 2}
+OP_NAMES = {code: name for name, code in OP_CODES.items()}
+#: Code of the slots after the last vertex in the ``ops`` extra.
+OP_PAD = -3
+
+_MASK_DELTA = 0xA282EAD8
+_U32 = 0xFFFFFFFF
+_HEADER = struct.Struct("<QI")      # uint64 length, uint32 masked crc of the length
+_FOOTER = struct.Struct("<I")       # uint32 masked crc of the data
+_DOUBLE = struct.Struct("<d")
+_FIXED32 = struct.Struct("<I")
+
+
+def _crc32c():
+    try:
+        import crc32c
+    except ImportError:  # pragma: no cover - crc32c is a dependency of the project
+        raise BenchmarkError(
+            "reading NAS-Bench-101 TFRecord files needs the 'crc32c' package (pip install crc32c)"
+        ) from None
+    return crc32c.crc32c
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The TFRecord checksum: CRC32C of ``data``, rotated right by 15 bits plus a constant."""
+    crc = _crc32c()(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32
+
+
+def _check_file(path: str | os.PathLike, what: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise BenchmarkError(f"{what} {str(path)!r} does not exist")
+    if not path.is_file():
+        raise BenchmarkError(f"{what} {str(path)!r} is not a file")
+    return path
+
+
+# -- TFRecord framing ---------------------------------------------------------------------------
+def _iter_tfrecords(path: Path, verify: bool) -> Iterator[tuple[int, bytes]]:
+    """(byte offset of the record, record data) for every record of a TFRecord file."""
+    crc = _crc32c() if verify else None
+    name = str(path)
+    try:
+        f = open(path, "rb", buffering=1 << 20)
+    except OSError as err:
+        raise BenchmarkError(f"cannot open TFRecord file {name!r}: {err.strerror or err}") from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        offset = 0
+        read = f.read
+        unpack_header = _HEADER.unpack
+        unpack_footer = _FOOTER.unpack
+        while True:
+            header = read(12)
+            if not header:
+                return
+            if len(header) < 12:
+                if offset == 0:
+                    raise BenchmarkError(
+                        f"TFRecord file {name!r} is not a TFRecord file: only {len(header)} bytes, "
+                        "less than one 12-byte record header"
+                    )
+                raise BenchmarkError(
+                    f"TFRecord file {name!r} is truncated: {len(header)} stray bytes at byte offset "
+                    f"{offset}, where a 12-byte record header should start"
+                )
+            length, length_crc = unpack_header(header)
+            if crc is not None:
+                c = crc(header[:8])
+                if length_crc != (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32:
+                    what = "is not a TFRecord file" if offset == 0 else "is corrupt"
+                    raise BenchmarkError(
+                        f"TFRecord file {name!r} {what}: length checksum mismatch in the record "
+                        f"header at byte offset {offset}"
+                    )
+            end = offset + 12 + length + 4
+            if end > size:
+                what = "is not a TFRecord file" if offset == 0 and not verify else "is truncated"
+                raise BenchmarkError(
+                    f"TFRecord file {name!r} {what}: the record at byte offset {offset} claims "
+                    f"{length} bytes of data but the file ends at byte {size}"
+                )
+            data = read(length)
+            footer = read(4)
+            if len(data) < length or len(footer) < 4:  # the file shrank while we read it
+                raise BenchmarkError(
+                    f"TFRecord file {name!r} is truncated in the record at byte offset {offset}"
+                )
+            if crc is not None:
+                c = crc(data)
+                if unpack_footer(footer)[0] != (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32:
+                    raise BenchmarkError(
+                        f"TFRecord file {name!r} is corrupt: data checksum mismatch in the record "
+                        f"at byte offset {offset}"
+                    )
+            yield offset, data
+            offset = end
+
+
+def read_tfrecords(path: str | os.PathLike, verify: bool = True) -> Iterator[bytes]:
+    """Yield the raw records of a TFRecord file, streaming it (never read whole).
+
+    Each record is framed as ``uint64 length (LE)``, ``uint32 masked CRC32C of the 8 length bytes``,
+    ``data``, ``uint32 masked CRC32C of data``. With ``verify`` (the default) both checksums are
+    checked; a mismatch or a truncated file raises :class:`BenchmarkError` naming the file and the
+    byte offset of the bad record.
+    """
+    path = _check_file(path, "TFRecord file")
+    for _, data in _iter_tfrecords(path, verify):
+        yield data
+
+
+# -- protobuf wire format -----------------------------------------------------------------------
+class _WireError(ValueError):
+    pass
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    b = buf[pos]
+    if b < 0x80:
+        return b, pos + 1
+    result = b & 0x7F
+    shift = 7
+    pos += 1
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise _WireError("varint longer than 10 bytes")
+
+
+def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value) of a protobuf message; value is int, float-bytes or bytes.
+
+    Wire type 0 gives the varint, 1 the 8 raw bytes, 2 the length-delimited bytes, 5 the 4 raw bytes.
+    """
+    pos = 0
+    end = len(buf)
+    try:
+        while pos < end:
+            key, pos = _varint(buf, pos)
+            number, wire = key >> 3, key & 7
+            if number == 0:
+                raise _WireError("field number 0")
+            if wire == 0:
+                value, pos = _varint(buf, pos)
+            elif wire == 1:
+                value = buf[pos:pos + 8]
+                pos += 8
+            elif wire == 2:
+                n, pos = _varint(buf, pos)
+                value = buf[pos:pos + n]
+                pos += n
+            elif wire == 5:
+                value = buf[pos:pos + 4]
+                pos += 4
+            else:
+                raise _WireError(f"unsupported wire type {wire}")
+            if pos > end:
+                raise _WireError("message ends inside a field")
+            yield number, wire, value
+    except IndexError:
+        raise _WireError("message ends inside a varint") from None
+
+
+_EVAL_FIELDS = {1: "current_epoch", 2: "training_time", 3: "train_accuracy",
+                4: "validation_accuracy", 5: "test_accuracy"}
+
+
+def _decode_evaluation(buf: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for number, wire, value in _fields(buf):
+        name = _EVAL_FIELDS.get(number)
+        if name is not None:
+            if wire != 1:
+                raise _WireError(f"EvaluationData.{name} has wire type {wire}, expected 1 (double)")
+            out[name] = _DOUBLE.unpack(value)[0]
+        elif number == 6:
+            if wire != 2:
+                raise _WireError(f"EvaluationData.checkpoint_path has wire type {wire}, expected 2")
+            out["checkpoint_path"] = value.decode("utf-8", "replace")
+    return out
+
+
+def decode_model_metrics(buf: bytes) -> dict[str, Any]:
+    """Decode NAS-Bench-101's ``ModelMetrics`` protobuf (``nasbench/lib/model_metrics.proto``).
+
+    ``ModelMetrics { repeated EvaluationData evaluation_data = 1; int32 trainable_parameters = 2;
+    double total_time = 3; }`` and ``EvaluationData { double current_epoch = 1; double
+    training_time = 2; double train_accuracy = 3; double validation_accuracy = 4; double
+    test_accuracy = 5; string checkpoint_path = 6; }``. Returns ``{"evaluation_data": [dict, ...],
+    "trainable_parameters": int, "total_time": float}``; fields absent from the message are absent
+    from the dicts (proto2 optional). Unknown fields are skipped. Raises ``ValueError`` on a
+    malformed message.
+    """
+    evaluations: list[dict[str, Any]] = []
+    out: dict[str, Any] = {"evaluation_data": evaluations}
+    for number, wire, value in _fields(buf):
+        if number == 1:
+            if wire != 2:
+                raise _WireError(f"ModelMetrics.evaluation_data has wire type {wire}, expected 2")
+            evaluations.append(_decode_evaluation(value))
+        elif number == 2:
+            if wire != 0:
+                raise _WireError(f"ModelMetrics.trainable_parameters has wire type {wire}, expected 0")
+            if value >= 1 << 63:  # negative int32 values are sign-extended to 64 bits
+                value -= 1 << 64
+            out["trainable_parameters"] = value
+        elif number == 3:
+            if wire != 1:
+                raise _WireError(f"ModelMetrics.total_time has wire type {wire}, expected 1")
+            out["total_time"] = _DOUBLE.unpack(value)[0]
+    return out
+
+
+# -- NAS-Bench-101 records ----------------------------------------------------------------------
+def _parse_graph(adjacency: str, ops: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Padded (7, 7) adjacency, padded (7,) op codes and the vertex count of one record."""
+    dim = int(round(len(adjacency) ** 0.5))
+    if dim * dim != len(adjacency) or not 2 <= dim <= MAX_VERTICES:
+        raise ValueError(f"adjacency string of {len(adjacency)} characters is not a square of "
+                         f"2..{MAX_VERTICES} vertices")
+    if adjacency.strip("01"):
+        raise ValueError(f"adjacency string {adjacency!r} holds characters other than 0 and 1")
+    names = ops.split(",")
+    if len(names) != dim:
+        raise ValueError(f"{len(names)} operations for {dim} vertices")
+    try:
+        codes = [OP_CODES[n] for n in names]
+    except KeyError as err:
+        raise ValueError(f"unknown operation {err.args[0]!r}") from None
+    matrix = np.zeros((MAX_VERTICES, MAX_VERTICES), dtype=np.int8)
+    matrix[:dim, :dim] = np.frombuffer(adjacency.encode("ascii"), dtype=np.uint8).reshape(dim, dim) - 48
+    op_row = np.full(MAX_VERTICES, OP_PAD, dtype=np.int8)
+    op_row[:dim] = codes
+    return matrix, op_row, dim
+
+
+class _Accumulator:
+    """Per-hash columns in growable numpy arrays, rows found through a hash -> row dict."""
+
+    # per (row, seed) of each epoch budget: final train time, train, valid, test accuracy
+    FIELDS = ("training_time", "train_accuracy", "validation_accuracy", "test_accuracy")
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self.n = 0
+        self.row: dict[str, int] = {}
+        self.keys: list[str] = []
+        self.seeds = 3
+        self.params = np.zeros(capacity, dtype=np.int64)
+        self.adjacency = np.zeros((capacity, MAX_VERTICES, MAX_VERTICES), dtype=np.int8)
+        self.ops = np.full((capacity, MAX_VERTICES), OP_PAD, dtype=np.int8)
+        self.num_vertices = np.zeros(capacity, dtype=np.int8)
+        self.values: dict[int, np.ndarray] = {}   # epochs -> (capacity, seeds, 4) float64, NaN
+        self.counts: dict[int, np.ndarray] = {}   # epochs -> (capacity,) uint8 runs seen
+
+    def _grow(self) -> None:
+        new = self.capacity * 2
+
+        def grown(a: np.ndarray, fill: Any) -> np.ndarray:
+            b = np.full((new,) + a.shape[1:], fill, dtype=a.dtype)
+            b[: self.capacity] = a
+            return b
+
+        self.params = grown(self.params, 0)
+        self.adjacency = grown(self.adjacency, 0)
+        self.ops = grown(self.ops, OP_PAD)
+        self.num_vertices = grown(self.num_vertices, 0)
+        self.values = {e: grown(v, np.nan) for e, v in self.values.items()}
+        self.counts = {e: grown(c, 0) for e, c in self.counts.items()}
+        self.capacity = new
+
+    def _more_seeds(self) -> None:
+        self.seeds += 1
+        for e, v in self.values.items():
+            w = np.full((v.shape[0], self.seeds, v.shape[2]), np.nan)
+            w[:, : self.seeds - 1] = v
+            self.values[e] = w
+
+    def new_row(self, key: str) -> int:
+        if self.n == self.capacity:
+            self._grow()
+        row = self.n
+        self.row[key] = row
+        self.keys.append(key)
+        self.n += 1
+        return row
+
+    def add_run(self, row: int, epochs: int, final: dict[str, float]) -> None:
+        values = self.values.get(epochs)
+        if values is None:
+            values = self.values[epochs] = np.full((self.capacity, self.seeds, 4), np.nan)
+            self.counts[epochs] = np.zeros(self.capacity, dtype=np.uint8)
+        counts = self.counts[epochs]
+        seed = int(counts[row])
+        if seed == 255:
+            raise ValueError(f"more than 255 runs of one cell at {epochs} epochs")
+        if seed >= self.seeds:
+            self._more_seeds()
+            values = self.values[epochs]
+        get = final.get
+        values[row, seed] = (get("training_time", np.nan), get("train_accuracy", np.nan),
+                             get("validation_accuracy", np.nan), get("test_accuracy", np.nan))
+        counts[row] = seed + 1
+
+
+def _record_error(path: Path, number: int, offset: int, problem: str) -> BenchmarkError:
+    return BenchmarkError(
+        f"NAS-Bench-101 file {str(path)!r}: record {number} at byte offset {offset} {problem}"
+    )
+
+
+def import_nb101_tfrecord(path: str | os.PathLike, *, verify: bool = True) -> TableData:
+    """Import ``nasbench_only108.tfrecord`` or ``nasbench_full.tfrecord`` without TensorFlow.
+
+    Each record is UTF-8 JSON ``[module_hash, epochs, adjacency_bits (row-major, dim*dim chars),
+    "op,op,...", base64(ModelMetrics)]``; records are grouped by hash (3 repeats per epoch budget).
+    Each run's *last* ``evaluation_data`` entry is its final evaluation (the official file holds
+    three: step 0, halfway, final). Memory grows with the number of hashes, not of records.
+    """
+    path = _check_file(path, "NAS-Bench-101 TFRecord file")
+    acc = _Accumulator()
+    row_of = acc.row
+    number = 0
+    b64decode = base64.b64decode
+    loads = json.loads
+    for offset, data in _iter_tfrecords(path, verify):
+        number += 1
+        try:
+            record = loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise _record_error(path, number, offset, "is not UTF-8 JSON") from None
+        if not (isinstance(record, list) and len(record) == 5):
+            raise _record_error(path, number, offset,
+                                "is not a JSON list [hash, epochs, adjacency, ops, metrics] "
+                                f"(got {type(record).__name__}"
+                                f"{' of ' + str(len(record)) if isinstance(record, list) else ''})")
+        module_hash, epochs, adjacency, ops, raw_metrics = record
+        if not (isinstance(module_hash, str) and isinstance(epochs, int) and isinstance(adjacency, str)
+                and isinstance(ops, str) and isinstance(raw_metrics, str)) or isinstance(epochs, bool):
+            raise _record_error(path, number, offset,
+                                "has fields of the wrong types (expected str, int, str, str, str)")
+        try:
+            metrics = decode_model_metrics(b64decode(raw_metrics, validate=True))
+        except (binascii.Error, ValueError) as err:
+            raise _record_error(path, number, offset, f"has unreadable metrics ({err})") from None
+        evaluations = metrics["evaluation_data"]
+        if not evaluations:
+            raise _record_error(path, number, offset, "has no evaluation_data")
+        row = row_of.get(module_hash)
+        try:
+            if row is None:
+                matrix, op_row, dim = _parse_graph(adjacency, ops)
+                row = acc.new_row(module_hash)
+                acc.adjacency[row] = matrix
+                acc.ops[row] = op_row
+                acc.num_vertices[row] = dim
+                acc.params[row] = metrics.get("trainable_parameters", -1)
+            acc.add_run(row, epochs, evaluations[-1])
+        except ValueError as err:
+            raise _record_error(path, number, offset, f"is malformed: {err}") from None
+    if acc.n == 0:
+        raise BenchmarkError(f"NAS-Bench-101 file {str(path)!r} holds no records")
+    return _tfrecord_table(acc, path, number)
+
+
+def _tfrecord_table(acc: _Accumulator, path: Path, records: int) -> TableData:
+    n = acc.n
+    keys = np.array(acc.keys)
+    order = np.argsort(keys, kind="stable")
+    data = TableData(space=SPACE, keys=keys[order].tolist(), indices=np.full(n, -1, dtype=np.int64))
+    del keys
+    names = ("train", "train_accuracy"), ("valid", "validation_accuracy"), ("test", "test_accuracy")
+    for epochs in sorted(acc.values):
+        values = acc.values.pop(epochs)[:n][order]  # (n, seeds, 4)
+        for column, (split, field) in enumerate(names, start=1):
+            data.add_metric((DATASET, split, int(epochs)), values[:, :, column] * 100.0,
+                            f"nasbench tfrecord final {field} @{epochs}")
+        if epochs == max(acc.counts):
+            with np.errstate(invalid="ignore"), _ignore_runtime_warnings():
+                data.costs[(DATASET, "train_time")] = np.nanmean(values[:, :, 0], axis=1)
+        del values
+    params = acc.params[:n][order].astype(np.float64)
+    params[params < 0] = np.nan
+    data.costs[(DATASET, "params")] = params
+    data.extras["adjacency"] = acc.adjacency[:n][order]
+    data.extras["ops"] = acc.ops[:n][order]
+    data.extras["num_vertices"] = acc.num_vertices[:n][order]
+    data.provenance.update(
+        source=str(path.resolve()), importer="nas.benchmarks.nb101.import_nb101_tfrecord",
+        records=str(records), epochs=",".join(str(e) for e in sorted(acc.counts)),
+        accuracy_unit="percent (file stores fractions; multiplied by 100)",
+        ops_codes=_OPS_DOC,
+    )
+    return data
+
+
+_OPS_DOC = "input=-1, output=-2, conv3x3-bn-relu=0, conv1x1-bn-relu=1, maxpool3x3=2, padding=-3"
+
+
+class _ignore_runtime_warnings:
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+# -- community HDF5 -----------------------------------------------------------------------------
+_HDF5_DATASETS = {
+    # name: (expected shape after N, what it is)
+    "hash": ((), "module hashes"),
+    "num_vertices": ((), "vertex counts"),
+    "trainable_parameters": ((), "parameter counts"),
+    "adjacency": ((MAX_VERTICES, MAX_VERTICES), "adjacency matrices"),
+    "operations": ((MAX_VERTICES,), "operation codes"),
+    "metrics": ((4, 3, 2, 4), "epochs x seeds x {halfway, final} x {time, train, valid, test}"),
+}
+
+
+def import_nb101_hdf5(path: str | os.PathLike) -> TableData:
+    """Import the community ``nasbench.hdf5`` layout (converted once from ``nasbench_full``).
+
+    Datasets ``hash`` (N,) S32, ``num_vertices`` (N,) int8, ``trainable_parameters`` (N,),
+    ``adjacency`` (N, 7, 7) int8, ``operations`` (N, 7) int8 (padded with 0, which is also
+    conv3x3's code: sliced by ``num_vertices`` and re-padded with -3 here), and ``metrics``
+    (N, 4, 3, 2, 4) = epochs {4, 12, 36, 108} x seeds x {halfway, final} x {train_time,
+    train_acc, valid_acc, test_acc}. The converter copies the official API's values unchanged, so
+    the accuracies are fractions; a file whose accuracies exceed 1 is taken to hold percentages.
+    """
+    import h5py
+
+    path = _check_file(path, "NAS-Bench-101 HDF5 file")
+    name = str(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise BenchmarkError(f"NAS-Bench-101 HDF5 file {name!r} is not an HDF5 file") from None
+    with f:
+        missing = [d for d in _HDF5_DATASETS if not isinstance(f.get(d), h5py.Dataset)]
+        if missing:
+            raise BenchmarkError(
+                f"NAS-Bench-101 HDF5 file {name!r} lacks the dataset(s) {', '.join(missing)} "
+                f"(the nasbench.hdf5 layout has {', '.join(_HDF5_DATASETS)})"
+            )
+        n = f["hash"].shape[0] if f["hash"].ndim == 1 else -1
+        for d, (shape, what) in _HDF5_DATASETS.items():
+            if f[d].shape != (n,) + shape:
+                expected = "(" + ", ".join(["N", *map(str, shape)]) + ")"
+                raise BenchmarkError(
+                    f"NAS-Bench-101 HDF5 file {name!r}: dataset {d} ({what}) has shape "
+                    f"{f[d].shape}, expected {expected} with N = {n} hashes"
+                )
+        if n == 0:
+            raise BenchmarkError(f"NAS-Bench-101 HDF5 file {name!r} holds no architectures")
+        keys = np.array([h.decode("ascii") if isinstance(h, bytes) else str(h) for h in f["hash"][()]])
+        num_vertices = f["num_vertices"][()].astype(np.int8)
+        params = f["trainable_parameters"][()].astype(np.float64)
+        adjacency = f["adjacency"][()].astype(np.int8)
+        operations = f["operations"][()].astype(np.int8)
+        final = f["metrics"][:, :, :, 1, :].astype(np.float64)  # (N, 4, 3, 4)
+    if num_vertices.min() < 2 or num_vertices.max() > MAX_VERTICES:
+        raise BenchmarkError(f"NAS-Bench-101 HDF5 file {name!r}: num_vertices outside 2..7")
+    order = np.argsort(keys, kind="stable")
+    keys, num_vertices, params = keys[order], num_vertices[order], params[order]
+    adjacency, operations, final = adjacency[order], operations[order], final[order]
+    padding = np.arange(MAX_VERTICES)[None, :] >= num_vertices[:, None]
+    operations[padding] = OP_PAD
+    accuracies = final[..., 1:]
+    finite = accuracies[np.isfinite(accuracies)]
+    if finite.size and (finite.min() < 0 or finite.max() > 100):
+        raise BenchmarkError(
+            f"NAS-Bench-101 HDF5 file {name!r}: accuracies range {finite.min():g}..{finite.max():g}, "
+            "neither fractions nor percentages"
+        )
+    fractions = not finite.size or finite.max() <= 1.0
+    scale = 100.0 if fractions else 1.0
+
+    data = TableData(space=SPACE, keys=keys.tolist(), indices=np.full(n, -1, dtype=np.int64))
+    names = ("train", "train_acc"), ("valid", "valid_acc"), ("test", "test_acc")
+    for i, epochs in enumerate(EPOCHS):
+        for column, (split, field) in enumerate(names, start=1):
+            data.add_metric((DATASET, split, epochs), final[:, i, :, column] * scale,
+                            f"nasbench.hdf5 metrics[{epochs} epochs, final, {field}]")
+    with np.errstate(invalid="ignore"), _ignore_runtime_warnings():
+        data.costs[(DATASET, "train_time")] = np.nanmean(final[:, EPOCHS.index(108), :, 0], axis=1)
+    data.costs[(DATASET, "params")] = params
+    data.extras["adjacency"] = adjacency
+    data.extras["ops"] = operations
+    data.extras["num_vertices"] = num_vertices
+    data.provenance.update(
+        source=str(path.resolve()), importer="nas.benchmarks.nb101.import_nb101_hdf5",
+        records=str(n),
+        accuracy_unit=("percent (file stores fractions; multiplied by 100)" if fractions
+                       else "percent (file stores percentages)"),
+        ops_codes=_OPS_DOC,
+    )
+    return data
+
+
+# -- subset CSV ---------------------------------------------------------------------------------
+_CSV_ACCURACY = {e: f"val_acc_{e}ep" for e in EPOCHS}
+_CSV_COLUMNS = ("hash", "num_vertices", "adjacency", "ops", "params", "train_time_108ep_s",
+                *_CSV_ACCURACY.values())
+
+
+def import_nb101_subset_csv(path: str | os.PathLike) -> TableData:
+    """Import the layout of ``nb101_subset_1000.csv``: one run per cell, validation accuracy only.
+
+    Columns ``hash, num_vertices, adjacency`` (7x7 JSON, zero-padded), ``ops`` (JSON names),
+    ``params, train_time_108ep_s, val_acc_{4,12,36,108}ep`` (fractions of a single run). The
+    adjacency may be ``num_vertices`` square (as in the shipped file) or zero-padded 7x7. The table
+    gets split ``valid`` for the four budgets in percent (``float(value) * 100``), n_seeds 1 (0
+    where a cell is empty), std 0.
+    """
+    path = _check_file(path, "NAS-Bench-101 CSV file")
+    name = str(path)
+    try:
+        handle = open(path, newline="", encoding="utf-8")
+    except OSError as err:
+        raise BenchmarkError(f"cannot open NAS-Bench-101 CSV file {name!r}: {err.strerror or err}") from None
+    keys: list[str] = []
+    num_vertices: list[int] = []
+    adjacency: list[np.ndarray] = []
+    ops: list[np.ndarray] = []
+    params: list[float] = []
+    train_time: list[float] = []
+    accuracy: dict[int, list[float]] = {e: [] for e in EPOCHS}
+    with handle:
+        reader = csv.DictReader(handle)
+        try:
+            header = reader.fieldnames or []
+        except (UnicodeDecodeError, csv.Error):
+            raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r} is not a UTF-8 CSV file") from None
+        missing = [c for c in _CSV_COLUMNS if c not in header]
+        if missing:
+            raise BenchmarkError(
+                f"NAS-Bench-101 CSV file {name!r} lacks the column(s) {', '.join(missing)}"
+            )
+        try:
+            for row in reader:
+                line = reader.line_num
+                try:
+                    matrix, op_row, dim = _csv_graph(row)
+                    keys.append(row["hash"].strip())
+                    num_vertices.append(dim)
+                    adjacency.append(matrix)
+                    ops.append(op_row)
+                    params.append(_csv_number(row, "params", required=True))
+                    train_time.append(_csv_number(row, "train_time_108ep_s"))
+                    for e, column in _CSV_ACCURACY.items():
+                        accuracy[e].append(_csv_number(row, column))
+                except ValueError as err:
+                    raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r}, line {line}: {err}") from None
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r} is not a readable CSV file: {err}") from None
+    n = len(keys)
+    if n == 0:
+        raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r} holds no rows")
+    if len(set(keys)) != n:
+        raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r} lists a hash more than once")
+    order = np.argsort(np.array(keys), kind="stable")
+    data = TableData(space=SPACE, keys=[keys[i] for i in order], indices=np.full(n, -1, dtype=np.int64))
+    for e, values in accuracy.items():
+        data.add_metric((DATASET, "valid", e), np.asarray(values, dtype=np.float64)[order] * 100.0,
+                        f"nb101 subset csv {_CSV_ACCURACY[e]} (one run)")
+    data.costs[(DATASET, "params")] = np.asarray(params, dtype=np.float64)[order]
+    data.costs[(DATASET, "train_time")] = np.asarray(train_time, dtype=np.float64)[order]
+    data.extras["adjacency"] = np.stack(adjacency)[order]
+    data.extras["ops"] = np.stack(ops)[order]
+    data.extras["num_vertices"] = np.asarray(num_vertices, dtype=np.int8)[order]
+    data.provenance.update(
+        source=str(path.resolve()), importer="nas.benchmarks.nb101.import_nb101_subset_csv",
+        records=str(n), accuracy_unit="percent (file stores fractions; multiplied by 100)",
+        ops_codes=_OPS_DOC,
+    )
+    return data
+
+
+def _csv_number(row: dict[str, str], column: str, required: bool = False) -> float:
+    text = (row.get(column) or "").strip()
+    if not text:
+        if required:
+            raise ValueError(f"column {column} is empty")
+        return float("nan")
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"column {column} holds {text!r}, not a number") from None
+
+
+def _csv_graph(row: dict[str, str]) -> tuple[np.ndarray, np.ndarray, int]:
+    if not (row.get("hash") or "").strip():
+        raise ValueError("column hash is empty")
+    try:
+        matrix = np.array(json.loads(row["adjacency"] or ""), dtype=np.int64)
+        names = json.loads(row["ops"] or "")
+        dim = int(row["num_vertices"])
+    except (json.JSONDecodeError, ValueError, TypeError):
+        raise ValueError("columns adjacency, ops and num_vertices must hold JSON lists and an integer") from None
+    if not 2 <= dim <= MAX_VERTICES:
+        raise ValueError(f"num_vertices {dim} is outside 2..7")
+    if matrix.shape not in ((dim, dim), (MAX_VERTICES, MAX_VERTICES)) or not np.isin(matrix, (0, 1)).all():
+        raise ValueError(f"adjacency is not a {dim}x{dim} (or zero-padded 7x7) 0/1 matrix")
+    if matrix[dim:].any() or matrix[:, dim:].any():
+        raise ValueError(f"adjacency has edges beyond its {dim} vertices")
+    padded = np.zeros((MAX_VERTICES, MAX_VERTICES), dtype=np.int8)
+    padded[:dim, :dim] = matrix[:dim, :dim]
+    if not isinstance(names, list) or len(names) != dim:
+        raise ValueError(f"ops does not list {dim} operations")
+    try:
+        codes = [OP_CODES[str(op)] for op in names]
+    except KeyError as err:
+        raise ValueError(f"unknown operation {err.args[0]!r}") from None
+    op_row = np.full(MAX_VERTICES, OP_PAD, dtype=np.int8)
+    op_row[:dim] = codes
+    return padded, op_row, dim
