@@ -197,3 +197,44 @@ def cell_network_params(
             )
         c_prev = width
     return total + _bn(c_prev) + c_prev * num_classes + num_classes
+
+
+# -- FLOPs in closed form -------------------------------------------------------------------------
+def _op_macs(name: str, c_in: int, c_out: int) -> int:
+    """Multiply-accumulates per output pixel of one cell edge (convolutions only, see flops.py)."""
+    if name == "nor_conv_3x3":
+        return 9 * c_in * c_out
+    if name == "nor_conv_1x1":
+        return c_in * c_out
+    if name in ("skip_connect", "avg_pool_3x3"):  # a 1x1 conv only when the widths differ
+        return 0 if c_in == c_out else c_in * c_out
+    return 0  # none
+
+
+def cell_network_flops(
+    ops: Sequence[str],
+    widths: Sequence[int],
+    reductions: Sequence[bool],
+    num_classes: int,
+    input_size: int = 32,
+) -> int:
+    """Multiply-accumulates of one forward pass of :class:`CellNetwork` on one square image,
+    without building it; equals :func:`nas.searchspaces.flops.count_flops` on the built network
+    (the benchmark's convention: Conv2d and Linear incl. bias, nothing else)."""
+    side = input_size
+    total = 27 * widths[0] * side * side  # stem 3x3 conv, 3 input channels
+    c_prev = widths[0]
+    for width, reduction in zip(widths, reductions):
+        if reduction:
+            # conv_a (stride 2) gives ceil(side/2), the 2x2 shortcut pool floor(side/2): the
+            # residual sum only exists for an even side.
+            if side % 2:
+                raise ValueError(f"input_size {input_size} does not halve evenly at every reduction")
+            side //= 2
+            total += (9 * c_prev * width + 9 * width * width + c_prev * width) * side * side
+        else:
+            total += side * side * sum(
+                _op_macs(op, c_prev if src == 0 else width, width) for op, (src, _) in zip(ops, EDGES)
+            )
+        c_prev = width
+    return total + c_prev * num_classes + num_classes  # linear head with bias
