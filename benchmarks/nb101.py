@@ -191,12 +191,12 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise _WireError("varint longer than 10 bytes")
 
 
-def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
-    """(field number, wire type, value) of a protobuf message; value is int, float-bytes or bytes.
+def _fields(buf: bytes, pos: int = 0) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value) of a protobuf message from byte ``pos`` on.
 
-    Wire type 0 gives the varint, 1 the 8 raw bytes, 2 the length-delimited bytes, 5 the 4 raw bytes.
+    Wire type 0 gives the varint (int), 1 the 8 raw bytes, 2 the length-delimited bytes, 5 the 4
+    raw bytes. Groups (wire types 3 and 4) do not occur in NAS-Bench-101 and are an error.
     """
-    pos = 0
     end = len(buf)
     try:
         while pos < end:
@@ -225,13 +225,24 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
         raise _WireError("message ends inside a varint") from None
 
 
-_EVAL_FIELDS = {1: "current_epoch", 2: "training_time", 3: "train_accuracy",
-                4: "validation_accuracy", 5: "test_accuracy"}
+_EVAL_NAMES = ("current_epoch", "training_time", "train_accuracy", "validation_accuracy",
+               "test_accuracy")
+_EVAL_FIELDS = {number: name for number, name in enumerate(_EVAL_NAMES, start=1)}
+# Fast path: fields 1..5 written in order as doubles, i.e. keys 0x09 0x11 0x19 0x21 0x29 each
+# followed by 8 bytes (what protobuf serializers emit); anything after them is decoded generically.
+_EVAL_KEYS = bytes((number << 3) | 1 for number in range(1, 6))
+_EVAL_PREFIX = struct.Struct("<" + "xd" * 5)
 
 
 def _decode_evaluation(buf: bytes) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for number, wire, value in _fields(buf):
+    if buf[0:_EVAL_PREFIX.size:9] == _EVAL_KEYS and len(buf) >= _EVAL_PREFIX.size:
+        out: dict[str, Any] = dict(zip(_EVAL_NAMES, _EVAL_PREFIX.unpack_from(buf)))
+        start = _EVAL_PREFIX.size
+        if start == len(buf):
+            return out
+    else:
+        out, start = {}, 0
+    for number, wire, value in _fields(buf, start):
         name = _EVAL_FIELDS.get(number)
         if name is not None:
             if wire != 1:
@@ -244,7 +255,7 @@ def _decode_evaluation(buf: bytes) -> dict[str, Any]:
     return out
 
 
-def decode_model_metrics(buf: bytes) -> dict[str, Any]:
+def decode_model_metrics(buf: bytes, final_only: bool = False) -> dict[str, Any]:
     """Decode NAS-Bench-101's ``ModelMetrics`` protobuf (``nasbench/lib/model_metrics.proto``).
 
     ``ModelMetrics { repeated EvaluationData evaluation_data = 1; int32 trainable_parameters = 2;
@@ -252,27 +263,65 @@ def decode_model_metrics(buf: bytes) -> dict[str, Any]:
     training_time = 2; double train_accuracy = 3; double validation_accuracy = 4; double
     test_accuracy = 5; string checkpoint_path = 6; }``. Returns ``{"evaluation_data": [dict, ...],
     "trainable_parameters": int, "total_time": float}``; fields absent from the message are absent
-    from the dicts (proto2 optional). Unknown fields are skipped. Raises ``ValueError`` on a
-    malformed message.
+    from the dicts (proto2 optional). Unknown fields are skipped. With ``final_only`` the list
+    holds only the last evaluation (the final one; the official files hold step 0, halfway and
+    final) and the others are skipped undecoded. Raises ``ValueError`` on a malformed message.
     """
-    evaluations: list[dict[str, Any]] = []
+    evaluations: list[Any] = []
     out: dict[str, Any] = {"evaluation_data": evaluations}
     for number, wire, value in _fields(buf):
         if number == 1:
             if wire != 2:
                 raise _WireError(f"ModelMetrics.evaluation_data has wire type {wire}, expected 2")
-            evaluations.append(_decode_evaluation(value))
+            evaluations.append(value)
         elif number == 2:
             if wire != 0:
                 raise _WireError(f"ModelMetrics.trainable_parameters has wire type {wire}, expected 0")
-            if value >= 1 << 63:  # negative int32 values are sign-extended to 64 bits
-                value -= 1 << 64
-            out["trainable_parameters"] = value
+            value &= _U32  # int32: negative values are sign-extended to 64 bits on the wire
+            out["trainable_parameters"] = value - (1 << 32) if value >= 1 << 31 else value
         elif number == 3:
             if wire != 1:
                 raise _WireError(f"ModelMetrics.total_time has wire type {wire}, expected 1")
             out["total_time"] = _DOUBLE.unpack(value)[0]
+    if final_only:
+        del evaluations[:-1]
+    evaluations[:] = [_decode_evaluation(e) for e in evaluations]
     return out
+
+
+def _final_run(buf: bytes) -> tuple[dict[str, Any] | None, int | None]:
+    """(last evaluation, trainable_parameters) of a ModelMetrics message, the importer's hot path.
+
+    Walks the top level directly while it sees only the three fields of the proto (keys 0x0a,
+    0x10, 0x19); anything else falls back to :func:`decode_model_metrics`.
+    """
+    pos, end = 0, len(buf)
+    last = None
+    params = None
+    try:
+        while pos < end:
+            key = buf[pos]
+            if key == 0x0A:          # evaluation_data, length-delimited
+                n = buf[pos + 1]
+                if n < 0x80:
+                    start = pos + 2
+                else:
+                    n, start = _varint(buf, pos + 1)
+                pos = start + n
+                last = (start, pos)
+            elif key == 0x10:        # trainable_parameters, varint
+                params, pos = _varint(buf, pos + 1)
+            elif key == 0x19:        # total_time, double
+                pos += 9
+            else:
+                raise _WireError("unexpected key")
+    except (IndexError, _WireError):
+        pos = end + 1
+    if pos != end or (params is not None and params >= 1 << 31):
+        metrics = decode_model_metrics(buf, final_only=True)
+        evaluations = metrics["evaluation_data"]
+        return (evaluations[0] if evaluations else None), metrics.get("trainable_parameters")
+    return (None if last is None else _decode_evaluation(buf[last[0]:last[1]])), params
 
 
 # -- NAS-Bench-101 records ----------------------------------------------------------------------
@@ -325,12 +374,14 @@ class _Accumulator:
             b[: self.capacity] = a
             return b
 
+        # one array at a time, so that only one old copy is alive at once
         self.params = grown(self.params, 0)
         self.adjacency = grown(self.adjacency, 0)
         self.ops = grown(self.ops, OP_PAD)
         self.num_vertices = grown(self.num_vertices, 0)
-        self.values = {e: grown(v, np.nan) for e, v in self.values.items()}
-        self.counts = {e: grown(c, 0) for e, c in self.counts.items()}
+        for e in list(self.values):
+            self.values[e] = grown(self.values[e], np.nan)
+            self.counts[e] = grown(self.counts[e], 0)
         self.capacity = new
 
     def _more_seeds(self) -> None:
@@ -373,22 +424,41 @@ def _record_error(path: Path, number: int, offset: int, problem: str) -> Benchma
     )
 
 
-def import_nb101_tfrecord(path: str | os.PathLike, *, verify: bool = True) -> TableData:
+def import_nb101_tfrecord(path: str | os.PathLike, *, verify: bool = True,
+                          progress: bool = False) -> TableData:
     """Import ``nasbench_only108.tfrecord`` or ``nasbench_full.tfrecord`` without TensorFlow.
 
     Each record is UTF-8 JSON ``[module_hash, epochs, adjacency_bits (row-major, dim*dim chars),
     "op,op,...", base64(ModelMetrics)]``; records are grouped by hash (3 repeats per epoch budget).
     Each run's *last* ``evaluation_data`` entry is its final evaluation (the official file holds
     three: step 0, halfway, final). Memory grows with the number of hashes, not of records.
+    ``verify=False`` skips the CRC32C checks; ``progress`` shows a progress bar (bytes read).
     """
     path = _check_file(path, "NAS-Bench-101 TFRecord file")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=path.stat().st_size, desc=f"import {path.name}", unit="B", unit_scale=True)
+    try:
+        return _import_tfrecord(path, verify, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _import_tfrecord(path: Path, verify: bool, bar: Any) -> TableData:
     acc = _Accumulator()
     row_of = acc.row
     number = 0
     b64decode = base64.b64decode
     loads = json.loads
+    shown = 0
     for offset, data in _iter_tfrecords(path, verify):
         number += 1
+        if bar is not None and not number % 20000:
+            bar.update(offset - shown)
+            shown = offset
         try:
             record = loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -403,12 +473,13 @@ def import_nb101_tfrecord(path: str | os.PathLike, *, verify: bool = True) -> Ta
                 and isinstance(ops, str) and isinstance(raw_metrics, str)) or isinstance(epochs, bool):
             raise _record_error(path, number, offset,
                                 "has fields of the wrong types (expected str, int, str, str, str)")
+        if epochs <= 0:
+            raise _record_error(path, number, offset, f"has {epochs} epochs")
         try:
-            metrics = decode_model_metrics(b64decode(raw_metrics, validate=True))
+            final, params = _final_run(b64decode(raw_metrics, validate=True))
         except (binascii.Error, ValueError) as err:
             raise _record_error(path, number, offset, f"has unreadable metrics ({err})") from None
-        evaluations = metrics["evaluation_data"]
-        if not evaluations:
+        if final is None:
             raise _record_error(path, number, offset, "has no evaluation_data")
         row = row_of.get(module_hash)
         try:
@@ -418,21 +489,24 @@ def import_nb101_tfrecord(path: str | os.PathLike, *, verify: bool = True) -> Ta
                 acc.adjacency[row] = matrix
                 acc.ops[row] = op_row
                 acc.num_vertices[row] = dim
-                acc.params[row] = metrics.get("trainable_parameters", -1)
-            acc.add_run(row, epochs, evaluations[-1])
+                acc.params[row] = -1 if params is None else params
+            acc.add_run(row, epochs, final)
         except ValueError as err:
             raise _record_error(path, number, offset, f"is malformed: {err}") from None
     if acc.n == 0:
         raise BenchmarkError(f"NAS-Bench-101 file {str(path)!r} holds no records")
+    if bar is not None:
+        bar.update(bar.total - bar.n)
     return _tfrecord_table(acc, path, number)
 
 
 def _tfrecord_table(acc: _Accumulator, path: Path, records: int) -> TableData:
     n = acc.n
-    keys = np.array(acc.keys)
-    order = np.argsort(keys, kind="stable")
-    data = TableData(space=SPACE, keys=keys[order].tolist(), indices=np.full(n, -1, dtype=np.int64))
-    del keys
+    keys = acc.keys
+    acc.row.clear()  # the hash -> row map is no longer needed
+    order = np.array(sorted(range(n), key=keys.__getitem__), dtype=np.int64)
+    data = TableData(space=SPACE, keys=[keys[i] for i in order], indices=np.full(n, -1, dtype=np.int64))
+    keys.clear()
     names = ("train", "train_accuracy"), ("valid", "validation_accuracy"), ("test", "test_accuracy")
     for epochs in sorted(acc.values):
         values = acc.values.pop(epochs)[:n][order]  # (n, seeds, 4)
