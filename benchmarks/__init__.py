@@ -58,9 +58,12 @@ def load_source(space: str, source: str, fmt: str | None = None, epochs: int | N
             data = import_csv(source, space, epochs=epochs)
     if fmt.startswith("nb101-"):
         from nas.benchmarks import nb101
-        reader = {"nb101-tfrecord": nb101.import_nb101_tfrecord, "nb101-hdf5": nb101.import_nb101_hdf5,
-                  "nb101-csv": nb101.import_nb101_subset_csv}[fmt]
-        data = reader(source)
+        if fmt == "nb101-tfrecord":
+            data = nb101.import_nb101_tfrecord(source, progress=progress)
+        elif fmt == "nb101-hdf5":
+            data = nb101.import_nb101_hdf5(source)
+        else:
+            data = nb101.import_nb101_subset_csv(source)
     elif fmt not in FORMATS:
         raise BenchmarkError(f"unknown benchmark format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if data.space != space:

@@ -756,3 +756,11 @@ def _csv_graph(row: dict[str, str]) -> tuple[np.ndarray, np.ndarray, int]:
     op_row = np.full(MAX_VERTICES, OP_PAD, dtype=np.int8)
     op_row[:dim] = codes
     return padded, op_row, dim
+
+
+def spec_of_row(extras: dict[str, np.ndarray], row: int) -> tuple[list[list[int]], list[str]]:
+    """The (adjacency, ops) of one row of an imported NB101 table, for building the cell."""
+    n = int(extras["num_vertices"][row])
+    matrix = extras["adjacency"][row][:n, :n].astype(int).tolist()
+    ops = [OP_NAMES[int(code)] for code in extras["ops"][row][:n]]
+    return matrix, ops

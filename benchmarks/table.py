@@ -208,6 +208,10 @@ class BenchmarkTable:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether a key (canonical string or NB101 hash) has a row."""
+        return isinstance(key, str) and key in self._row
+
     @property
     def space(self):
         if self._space is None:

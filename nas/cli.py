@@ -178,15 +178,21 @@ def cmd_arch(args: argparse.Namespace) -> int:
             if stats["mean"] is None:
                 continue
             std = f" +- {stats['std']:.2f}" if stats["std"] is not None and stats["n_seeds"] > 1 else ""
-            seeds = f"  ({stats['n_seeds']} seeds)" if stats["n_seeds"] else ""
+            seeds = f"  ({stats['n_seeds']} seed{'s' if stats['n_seeds'] > 1 else ''})" if stats["n_seeds"] else ""
             print(f"  {combo:<26}{stats['mean']:7.2f}{std}{seeds}")
     return 0
 
 
 def _resolve_arch(space, table, ref: str):
-    """An arch from a string, an index, or (with a table) an NB101 hash."""
-    if table is not None and space.name == "nb101" and ref.strip() in table._row:
-        return space.from_table_row(table, table.row_of(ref.strip()))
+    """An arch from a string, an index, or (with an imported table) an NB101 hash."""
+    if table is not None and "adjacency" in table.extras and ref.strip() in table:
+        from nas.benchmarks.nb101 import spec_of_row
+
+        return space.resolve(spec_of_row(table.extras, table.row_of(ref.strip())))
+    text = ref.strip().lower()
+    if table is not None and space.name == "nb101" and len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+        raise NasError(f"nb101: hash {ref.strip()!r} is not in the imported table {str(table.path)!r} "
+                       f"({len(table):,} cells)")
     return space.resolve(ref)
 
 

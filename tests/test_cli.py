@@ -71,3 +71,18 @@ def test_console_script_help():
         result = subprocess.run([sys.executable, "-m", "nas.cli", *argv], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
     assert "examples:" in result.stdout and "nas arch nats-tss 9930" in result.stdout
+
+
+def test_nb101_hash_through_imported_table(capsys, shared_data):
+    subset = require(shared_data / "nb101" / "nb101_subset_1000.csv")
+    with open(subset, newline="") as f:
+        import csv
+
+        row = next(csv.DictReader(f))
+    assert run(capsys, "bench", "import", "nb101", str(subset), "--quiet")[0] == 0
+    code, out, _ = run(capsys, "arch", "nb101", row["hash"], "--json")
+    arch = json.loads(out)
+    assert code == 0 and arch["key"] == row["hash"] and arch["params"] == int(row["params"])
+    assert arch["recorded"]["accuracy"]["cifar10/valid/108"]["mean"] == float(row["val_acc_108ep"]) * 100
+    code, _, err = run(capsys, "arch", "nb101", "0123456789abcdef0123456789abcdef")
+    assert code == 2 and "is not in the imported table" in err
