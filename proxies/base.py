@@ -1,0 +1,229 @@
+"""The proxy interface, the registry, and plugin discovery.
+
+A proxy scores a network at initialisation: ``score(model, batch) -> float``. It declares its
+name, its direction, and what it needs (labels, gradients, train or eval mode), so callers can
+prepare the network the same way every time. Two ways to write one:
+
+>>> from nas.proxies import register_proxy, Needs
+>>> @register_proxy("weight_count", needs=Needs(inputs=False))
+... def weight_count(model, batch):
+...     return float(sum(p.numel() for p in model.parameters()))
+
+or subclass :class:`Proxy` (for parameters with defaults) and decorate the class. Third-party
+packages register theirs through the ``zcnas.proxies`` entry-point group; the entry point
+names a module or object whose import registers the proxy.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from nas.errors import NasError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nas.data import Batch
+
+ENTRY_POINT_GROUP = "zcnas.proxies"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a proxy needs from its caller."""
+
+    inputs: bool = True       # a batch of inputs (False: it looks at the weights only)
+    labels: bool = False      # the batch's labels (loss-based proxies)
+    gradients: bool = False   # it calls backward; gradients are zeroed before it runs
+    mode: str = "train"       # network mode while scoring: "train" (BatchNorm uses batch
+                              # statistics, as the benchmarks' proxies do) or "eval"
+
+
+class Proxy:
+    """Base class of proxies. Class attributes describe it; ``defaults`` are its parameters."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    higher_is_better: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs()
+    defaults: ClassVar[dict[str, Any]] = {}
+    description: ClassVar[str] = ""
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            expected = ", ".join(self.defaults) or "none"
+            raise NasError(f"proxy {self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
+                           f"it takes: {expected}")
+        self.params = {**self.defaults, **params}
+
+    def score(self, model: "nn.Module", batch: "Batch") -> float:
+        raise NotImplementedError
+
+    def protocol(self) -> dict[str, Any]:
+        """What identifies this proxy's scores (name, version, parameters)."""
+        return {"name": self.name, "version": self.version, "params": dict(sorted(self.params.items()))}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.name}({args})"
+
+
+_REGISTRY: dict[str, type[Proxy]] = {}
+_plugins_loaded = False
+
+
+def register_proxy(
+    name: str | None = None, *, higher_is_better: bool = True, needs: Needs = Needs(),
+    version: str = "1", defaults: dict[str, Any] | None = None, description: str = "",
+) -> Callable:
+    """Register a :class:`Proxy` subclass or a function ``f(model, batch, **params) -> float``."""
+
+    def decorate(obj):
+        if isinstance(obj, type) and issubclass(obj, Proxy):
+            cls = obj
+            if name:
+                cls.name = name
+        else:
+            fn = obj
+            cls = type(
+                f"{fn.__name__}_proxy", (Proxy,),
+                {"name": name or fn.__name__, "higher_is_better": higher_is_better, "needs": needs,
+                 "version": version, "defaults": dict(defaults or {}),
+                 "description": description or (fn.__doc__ or "").strip().split("\n")[0],
+                 "score": lambda self, model, batch: fn(model, batch, **self.params),
+                 "__module__": fn.__module__},
+            )
+        if not cls.name:
+            raise ValueError(f"{obj!r} needs a name to be registered")
+        _REGISTRY[cls.name] = cls
+        return obj
+
+    return decorate
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = ep.load()
+        except Exception as err:  # a broken plugin must not break the tool
+            import warnings
+
+            warnings.warn(f"zcnas: proxy plugin {ep.name!r} ({ep.value}) failed to load: {err}")
+            continue
+        if isinstance(loaded, type) and issubclass(loaded, Proxy) and loaded.name not in _REGISTRY:
+            _REGISTRY[loaded.name] = loaded
+
+
+def _load_builtins() -> None:
+    import nas.proxies.builtin  # noqa: F401  (registers the built-in proxies)
+
+
+def list_proxies() -> list[str]:
+    """Names of all registered proxies, built-in and plugins."""
+    _load_builtins()
+    _load_plugins()
+    return sorted(_REGISTRY)
+
+
+def proxy_class(name: str) -> type[Proxy]:
+    _load_builtins()
+    if name not in _REGISTRY:
+        _load_plugins()
+    if name not in _REGISTRY:
+        raise NasError(f"unknown proxy {name!r}; available: {', '.join(list_proxies())}")
+    return _REGISTRY[name]
+
+
+def get_proxy(name: str, **params: Any) -> Proxy:
+    """Create a proxy by name: ``get_proxy("near", repetitions=8)``."""
+    return proxy_class(name)(**params)
+
+
+_CALL = re.compile(r"^\s*([A-Za-z_][\w\-]*)\s*(?:\((.*)\))?\s*$", re.S)
+
+
+def parse_proxy_spec(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """``"near,nlc(samples=500),synflow"`` -> [(name, params), ...]. Values are JSON literals
+    (numbers, true/false, quoted strings) or bare words."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+            continue
+        depth += ch == "("
+        depth -= ch == ")"
+        current += ch
+    parts.append(current)
+    out = []
+    for part in parts:
+        if not part.strip():
+            continue
+        match = _CALL.match(part)
+        if not match:
+            raise NasError(f"cannot parse proxy {part.strip()!r}; expected NAME or NAME(key=value, ...)")
+        name, args = match.group(1), match.group(2)
+        params: dict[str, Any] = {}
+        for item in filter(None, (a.strip() for a in (args or "").split(","))):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise NasError(f"proxy {name}: argument {item!r} is not key=value")
+            try:
+                params[key.strip()] = json.loads(value.strip())
+            except json.JSONDecodeError:
+                params[key.strip()] = value.strip()
+        out.append((name, params))
+    if not out:
+        raise NasError("no proxy given")
+    return out
+
+
+def protocol_digest(protocol: dict[str, Any]) -> str:
+    """A short stable hash of a protocol dict (the score store's key)."""
+    text = json.dumps(protocol, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class ProxyResult:
+    """One score, or why there is none."""
+
+    score: float
+    seconds: float
+    status: str = "ok"          # "ok" or "failed"
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def evaluate(proxy: Proxy, model: "nn.Module", batch: "Batch") -> ProxyResult:
+    """Run a proxy the way it declared, timing it; NaN, infinite scores and errors become
+    failed results with their reason (never a silently ranked number)."""
+    model.train(proxy.needs.mode == "train")
+    if proxy.needs.gradients:
+        model.zero_grad(set_to_none=True)
+    start = time.perf_counter()
+    try:
+        value = float(proxy.score(model, batch))
+    except NasError:
+        raise
+    except Exception as err:  # a proxy failing on one network must not stop a run
+        return ProxyResult(math.nan, time.perf_counter() - start, "failed", f"{type(err).__name__}: {err}")
+    seconds = time.perf_counter() - start
+    if not math.isfinite(value):
+        return ProxyResult(value, seconds, "failed", f"non-finite score {value}")
+    return ProxyResult(value, seconds)
