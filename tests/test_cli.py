@@ -86,3 +86,23 @@ def test_nb101_hash_through_imported_table(capsys, shared_data):
     assert arch["recorded"]["accuracy"]["cifar10/valid/108"]["mean"] == float(row["val_acc_108ep"]) * 100
     code, _, err = run(capsys, "arch", "nb101", "0123456789abcdef0123456789abcdef")
     assert code == 2 and "is not in the imported table" in err
+
+
+def test_makefile_demo_commands_parse():
+    """Every `nas` line of `make demo` is a valid command (a renamed flag must fail here, not on
+    a newcomer's first command)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from nas.cli import build_parser
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    variables = dict(re.findall(r"^(\w+)\s*:=\s*(.+)$", makefile, re.M))
+    block = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    commands = [line.strip() for line in block.splitlines() if "/nas " in line]
+    assert commands
+    for line in commands:
+        line = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), ""), line)
+        argv = shlex.split(line.split("/nas ", 1)[1])
+        build_parser().parse_args(argv)  # exits (SystemExit) on an unknown flag
