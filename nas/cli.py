@@ -33,6 +33,13 @@ EXAMPLES = {
         "  nas arch nats-sss 8:16:32:64:64 --num-classes 100\n"
         "  nas arch nb101 8d3f1b5ff3b2bbbbe39e6dfb3cd4f4a3   # a hash needs an imported NB101 table"
     ),
+    "score": (
+        "examples:\n"
+        "  nas score --space nats-tss --proxy near,synflow --sample 1000 --seed 0 --data cifar10:DIR\n"
+        "  nas score --space nats-tss --proxy params,flops --sample all --workers 2 --out scores.csv\n"
+        "  nas score --space nats-tss --proxy 'near(repetitions=8)' --archs 9930,13714\n"
+        "  nas score --space nats-sss --proxy params --sample 100 --dataset imagenet16-120"
+    ),
 }
 
 
@@ -196,6 +203,92 @@ def _resolve_arch(space, table, ref: str):
     return space.resolve(ref)
 
 
+# -- nas score ----------------------------------------------------------------------------------------
+def _read_archs(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    if text.startswith("@"):
+        from pathlib import Path
+
+        path = Path(text[1:])
+        if not path.is_file():
+            raise NasError(f"architecture list {str(path)!r} does not exist")
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [a for a in text.split(",") if a.strip()] if "|" not in text else [text]
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import csv
+    import statistics
+
+    from nas.data import parse_data_arg
+    from nas.proxies import get_proxy, parse_proxy_spec
+    from nas.scoring import Scorer, score_many, select_archs
+    from nas.searchspaces import get_space
+    from nas.store import ScoreStore
+
+    space = get_space(args.space)
+    proxies = [get_proxy(name, **params) for name, params in parse_proxy_spec(args.proxy)]
+    inputs = parse_data_arg(args.data, dataset=args.dataset, batch_size=args.batch_size, seed=args.seed)
+    archs = select_archs(space, args.sample, args.seed, _read_archs(args.archs))
+    scorer = Scorer(space, proxies, inputs, seed=args.seed)
+    scorer.batch  # read the inputs now: a bad --data fails before any work starts
+    store = ScoreStore(args.store)
+    if not args.quiet and not args.json:
+        info = inputs.info
+        print(f"scoring {len(archs):,} {space.name} architectures with {', '.join(scorer.labels)}", file=sys.stderr)
+        print(f"inputs: {inputs.source}{':' + inputs.path if inputs.path else ''}, {info.name} "
+              f"(3x{info.input_size}x{info.input_size}, {info.num_classes} classes), batch {inputs.batch_size}, "
+              f"seed {inputs.seed}; networks built after torch.manual_seed({args.seed}); store {store.url}",
+              file=sys.stderr)
+    start = time.perf_counter()
+    results = score_many(scorer, archs, store, workers=args.workers, progress=not args.quiet)
+    wall = time.perf_counter() - start
+    rows = []
+    for arch in archs:
+        key = space.key(arch)
+        try:
+            index: Any = space.index_of(arch)
+        except NasError:
+            index = ""
+        for label in scorer.labels:
+            r = results[label][key]
+            rows.append({"space": space.name, "index": index, "arch": key, "proxy": label,
+                         "score": r.score, "seconds": round(r.seconds, 6), "status": r.status,
+                         "reason": r.reason})
+    if args.out:
+        if args.out.endswith(".json"):
+            with open(args.out, "w") as f:
+                json.dump(rows, f, indent=1)
+        else:
+            with open(args.out, "w", newline="") as f:
+                writer = csv.DictWriter(f, ["space", "index", "arch", "proxy", "score", "seconds", "status"],
+                                        extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+    summary = []
+    for label in scorer.labels:
+        mine = [r for r in rows if r["proxy"] == label]
+        ok = [r for r in mine if r["status"] == "ok"]
+        summary.append({"proxy": label, "n": len(mine), "ok": len(ok), "failed": len(mine) - len(ok),
+                        "median_seconds": statistics.median(r["seconds"] for r in mine) if mine else None,
+                        "protocol": scorer.protocol(next(p for p in proxies if p.name == label.split("(")[0]))})
+    if args.json:
+        _print_json({"space": space.name, "archs": len(archs), "wall_time_s": round(wall, 2),
+                     "summary": summary, "scores": rows})
+        return 0
+    print(f"{'proxy':<28}{'scored':>8}{'failed':>8}{'s/arch':>10}")
+    for s in summary:
+        print(f"{s['proxy']:<28}{s['ok']:>8,}{s['failed']:>8,}{s['median_seconds']:>10.4f}")
+    failed = [r for r in rows if r["status"] != "ok"]
+    for r in failed[:5]:
+        print(f"  failed: {r['proxy']} on {r['arch']}: {r['reason']}")
+    if len(failed) > 5:
+        print(f"  ... and {len(failed) - 5} more failed scores (see --out)")
+    print(f"wall time {wall:.1f} s" + (f"; wrote {args.out}" if args.out else ""))
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
@@ -247,6 +340,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=32, help="image side for FLOPs (default 32; ImageNet16-120: 16)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_arch)
+
+    p = sub.add_parser(
+        "score", help="score architectures with zero-cost proxies (stored, resumable)",
+        description="Score architectures at initialisation. Scores go to a store keyed by "
+                    "(space, architecture, protocol), so a rerun scores only what is missing and "
+                    "`nas correlate` / `nas search` reuse them.",
+        epilog=EXAMPLES["score"], formatter_class=fmt)
+    p.add_argument("--space", required=True, help="nats-tss, nats-sss or nb101")
+    p.add_argument("--proxy", required=True, help="comma-separated proxies, e.g. near,nlc,synflow or near(repetitions=8)")
+    p.add_argument("--sample", help="N random architectures (seeded) or 'all'")
+    p.add_argument("--archs", help="explicit architectures: comma-separated indices, one arch string, or @FILE")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample, the input batch and the network init (default 0)")
+    p.add_argument("--data", default="gaussian", help="gaussian (default), cifar10:DIR, cifar100:DIR or npz:FILE")
+    p.add_argument("--dataset", default="cifar10", help="input shape and classes for gaussian/npz inputs: cifar10 (default), cifar100, imagenet16-120")
+    p.add_argument("--batch-size", type=int, default=64, help="input batch size (default 64)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--store", help="score store URL (default sqlite:///$NAS_HOME/scores.db)")
+    p.add_argument("--out", help="write one row per (architecture, proxy) to FILE.csv or FILE.json")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_score)
     return parser
 
 

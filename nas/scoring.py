@@ -73,3 +73,112 @@ class Scorer:
             network = model if i == len(todo) - 1 else copy.deepcopy(model)
             results[proxy_label(proxy)] = evaluate(proxy, network, self.batch)
         return results
+
+
+# -- many architectures, many processes, one store ---------------------------------------------------
+def select_archs(space: SearchSpace, sample: str | int | None, seed: int,
+                 archs: Sequence[str] | None = None) -> list[Any]:
+    """The architectures a run covers: explicit ``archs``, ``sample="all"``, or ``sample=N``
+    drawn without replacement by ``numpy.random.default_rng(seed)`` (official indices where the
+    space has them, otherwise distinct random cells)."""
+    import numpy as np
+
+    from nas.errors import NasError
+
+    if archs:
+        return [space.resolve(a) for a in archs]
+    if sample is None:
+        raise NasError("say which architectures: --sample N, --sample all, or --archs")
+    if str(sample).lower() == "all":
+        return list(space)
+    try:
+        n = int(sample)
+    except ValueError:
+        raise NasError(f"--sample must be a number or 'all', got {sample!r}") from None
+    if not 0 < n <= space.size:
+        raise NasError(f"--sample {n} is out of range (1..{space.size})")
+    rng = np.random.default_rng(seed)
+    try:
+        return [space.from_index(int(i)) for i in rng.choice(space.size, n, replace=False)]
+    except NasError:  # no official index (NB101): distinct random cells
+        out: dict[str, Any] = {}
+        while len(out) < n:
+            arch = space.sample(rng)
+            out.setdefault(space.key(arch), arch)
+        return list(out.values())
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(space_name: str, proxy_specs: list, inputs: InputSpec, seed: int, num_classes: int,
+                 store_url: str, threads: int) -> None:
+    from nas.proxies import get_proxy
+    from nas.searchspaces import get_space
+    from nas.store import ScoreStore
+
+    torch.set_num_threads(threads)
+    space = get_space(space_name)
+    scorer = Scorer(space, [get_proxy(n, **p) for n, p in proxy_specs], inputs, seed, num_classes)
+    _WORKER.update(scorer=scorer, store=ScoreStore(store_url))
+
+
+def _worker_score(task: tuple[str, list[int]]) -> tuple[str, dict[str, ProxyResult]]:
+    text, which = task
+    return text, _score_and_store(_WORKER["scorer"], _WORKER["store"], text, which)
+
+
+def _score_and_store(scorer: Scorer, store, text: str, which: list[int]) -> dict[str, ProxyResult]:
+    space = scorer.space
+    arch = space.resolve(text)
+    proxies = [scorer.proxies[i] for i in which]
+    results = scorer.score(arch, proxies)
+    for proxy in proxies:
+        label = proxy_label(proxy)
+        store.put(space.name, space.key(arch), scorer.digest(proxy), label, results[label],
+                  scorer.protocol(proxy))
+    return results
+
+
+def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
+               progress: bool = False) -> dict[str, dict[str, Any]]:
+    """Score every (architecture, proxy) pair the store lacks, in ``workers`` processes, and
+    return all scores keyed by proxy label then arch key (stored ones included)."""
+    space = scorer.space
+    keys = [space.key(a) for a in archs]
+    texts = {space.key(a): space.format(a) for a in archs}
+    todo: dict[str, list[int]] = {}
+    for i, proxy in enumerate(scorer.proxies):
+        for key in store.missing(space.name, keys, scorer.digest(proxy)):
+            todo.setdefault(key, []).append(i)
+    tasks = [(texts[k], which) for k, which in todo.items()]
+    bar = None
+    if progress and tasks:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), desc=f"scoring {space.name}", unit="arch")
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            for text, which in tasks:
+                _score_and_store(scorer, store, text, which)
+                if bar:
+                    bar.update()
+        else:
+            import multiprocessing as mp
+
+            threads = max(1, torch.get_num_threads() // workers)
+            specs = [(p.name, p.params) for p in scorer.proxies]
+            ctx = mp.get_context("spawn")  # no fork of a process whose torch threads are running
+            with ctx.Pool(workers, _worker_init, (space.name, specs, scorer.inputs, scorer.seed,
+                                                  scorer.num_classes, store.url, threads)) as pool:
+                for _ in pool.imap_unordered(_worker_score, tasks):
+                    if bar:
+                        bar.update()
+    finally:
+        if bar:
+            bar.close()
+    out: dict[str, dict[str, Any]] = {}
+    for proxy in scorer.proxies:
+        stored = store.get_many(space.name, scorer.digest(proxy), keys)
+        out[proxy_label(proxy)] = {k: stored[k] for k in keys if k in stored}
+    return out

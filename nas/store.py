@@ -1,0 +1,132 @@
+"""The score store: (space, architecture key, protocol digest) -> score, shared by every command.
+
+It uses the URL style of Optuna's storages (SQLAlchemy): ``sqlite:///path/scores.db`` by default
+under ``$NAS_HOME``, or any RDB URL (``postgresql://...``) for many hosts. Writes are single-row
+upserts in their own transactions, so several worker processes can fill one store; SQLite runs in
+WAL mode with a busy timeout for that. A stopped run loses nothing already written, and a rerun
+scores only what is missing.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from nas.errors import NasError
+from nas.paths import nas_home
+
+_META = sa.MetaData()
+SCORES = sa.Table(
+    "scores", _META,
+    sa.Column("space", sa.String(32), primary_key=True),
+    sa.Column("arch", sa.String(512), primary_key=True),
+    sa.Column("protocol", sa.String(32), primary_key=True),
+    sa.Column("proxy", sa.String(128), nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("seconds", sa.Float),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("created", sa.Float),
+)
+PROTOCOLS = sa.Table(
+    "protocols", _META,
+    sa.Column("digest", sa.String(32), primary_key=True),
+    sa.Column("protocol", sa.Text, nullable=False),
+)
+
+
+def default_store_url() -> str:
+    return f"sqlite:///{nas_home() / 'scores.db'}"
+
+
+@dataclass(frozen=True)
+class StoredScore:
+    score: float
+    seconds: float
+    status: str
+    reason: str
+
+
+class ScoreStore:
+    """A store of proxy scores at one URL (see module docstring)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_store_url()
+        if self.url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            Path(self.url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            kwargs: dict[str, Any] = {}
+            if self.url.startswith("sqlite"):
+                kwargs["connect_args"] = {"timeout": 60}
+            self.engine = sa.create_engine(self.url, **kwargs)
+            if self.url.startswith("sqlite"):
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            _META.create_all(self.engine)
+        except (sa.exc.SQLAlchemyError, ImportError, ValueError) as err:
+            raise NasError(f"cannot open score store {self.url!r}: {err}") from None
+
+    def put(self, space: str, arch: str, digest: str, proxy: str, result: Any,
+            protocol: dict[str, Any] | None = None) -> None:
+        """Insert or replace one score (``result``: a ProxyResult)."""
+        row = {"space": space, "arch": arch, "protocol": digest, "proxy": proxy,
+               "score": None if result.score != result.score else float(result.score),
+               "seconds": float(result.seconds), "status": result.status, "reason": result.reason,
+               "created": time.time()}
+        with self.engine.begin() as conn:
+            if protocol is not None:
+                _upsert(conn, PROTOCOLS, {"digest": digest, "protocol": json.dumps(protocol, sort_keys=True)},
+                        ["digest"])
+            _upsert(conn, SCORES, row, ["space", "arch", "protocol"])
+
+    def get_many(self, space: str, digest: str, archs: Iterable[str] | None = None) -> dict[str, StoredScore]:
+        """Stored scores of one protocol (all, or those of ``archs``), keyed by arch key."""
+        query = sa.select(SCORES.c.arch, SCORES.c.score, SCORES.c.seconds, SCORES.c.status,
+                          SCORES.c.reason).where(SCORES.c.space == space, SCORES.c.protocol == digest)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        out = {r.arch: StoredScore(float("nan") if r.score is None else r.score, r.seconds, r.status,
+                                   r.reason or "") for r in rows}
+        if archs is not None:
+            wanted = set(archs)
+            out = {k: v for k, v in out.items() if k in wanted}
+        return out
+
+    def get(self, space: str, arch: str, digest: str) -> StoredScore | None:
+        return self.get_many(space, digest, [arch]).get(arch)
+
+    def missing(self, space: str, archs: Iterable[str], digest: str) -> list[str]:
+        """The architectures (keys) of ``archs`` with no stored score for this protocol."""
+        have = self.get_many(space, digest)
+        return [a for a in archs if a not in have]
+
+    def protocol(self, digest: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            text = conn.execute(sa.select(PROTOCOLS.c.protocol).where(PROTOCOLS.c.digest == digest)).scalar()
+        return json.loads(text) if text else None
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def _upsert(conn, table: sa.Table, row: dict[str, Any], keys: list[str]) -> None:
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        module = sqlite if dialect == "sqlite" else postgresql
+        stmt = module.insert(table).values(**row)
+        stmt = stmt.on_conflict_do_update(index_elements=keys,
+                                          set_={k: v for k, v in row.items() if k not in keys})
+        conn.execute(stmt)
+        return
+    where = sa.and_(*(table.c[k] == row[k] for k in keys))  # portable fallback
+    conn.execute(table.delete().where(where))
+    conn.execute(table.insert().values(**row))
