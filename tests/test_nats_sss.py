@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA, require
+from conftest import SHARED_DATA, load_pbz2, nats_fixture_records, require
 from nas.errors import InvalidArchitectureError
 from nas.searchspaces import get_space
 from nas.searchspaces.nats_sss import CELL, PARAM_NAMES, WIDTHS, Channels, NatsSSS
@@ -23,29 +23,11 @@ FIXTURE_INDICES = (0, 11, 284)
 NUM_CLASSES = {"cifar10-valid": 10, "cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Single-image forwards gain nothing from threads, and on shared, busy cores torch's thread
-    pool makes them up to 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def load_pbz2(path: Path):
-    with bz2.open(require(path), "rb") as fh:
-        return pickle.load(fh)
 
 
-def fixture_records(directory: Path):
-    """``(arch_str, dataset, seed, record)`` for every (hp, dataset, seed) of the 3 fixture files."""
-    out = []
-    for index in FIXTURE_INDICES:
-        for results in load_pbz2(directory / f"{index:06d}.pickle.pbz2").values():
-            for (dataset, seed), record in results["all_results"].items():
-                out.append((index, results["arch_str"], dataset, seed, record))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +173,7 @@ def test_sss_cell_is_the_best_tss_cell():
 @pytest.mark.parametrize("space_cls, directory", [(NatsSSS, SSS_DIR), (NatsTSS, TSS_DIR)], ids=["sss", "tss"])
 def test_params_equal_recorded(space_cls, directory):
     space = space_cls()
-    records = fixture_records(directory)
+    records = nats_fixture_records(directory)
     built: dict[tuple[str, int], int] = {}
     matched = 0
     for index, arch_str, dataset, seed, record in records:

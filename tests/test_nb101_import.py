@@ -26,11 +26,11 @@ from nas.benchmarks.nb101 import (
     masked_crc32c,
     read_tfrecords,
 )
-from conftest import require
+from conftest import SHARED_DATA, require
 from nas.benchmarks.table import BenchmarkTable, write_table
 from nas.errors import BenchmarkError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 CSV_PATH = DATA / "nb101" / "nb101_subset_1000.csv"
 EPOCHS = (4, 12, 36, 108)
 OP_CODE = {"input": -1, "output": -2, "conv3x3-bn-relu": 0, "conv1x1-bn-relu": 1, "maxpool3x3": 2}

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA, require
 from nas.errors import InvalidArchitectureError
 from nas.searchspaces import get_space
 from nas.searchspaces.nb101 import (
@@ -23,7 +23,7 @@ from nas.searchspaces.nb101 import (
 )
 from nas.searchspaces.nb101_network import vertex_channels
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 SUBSET = DATA / "nb101" / "nb101_subset_1000.csv"
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
@@ -32,12 +32,8 @@ C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 @pytest.fixture(scope="module")
 def rows() -> list[dict]:
     """The 1,000 benchmark records, each with its cell (the padded matrix sliced to size)."""
-    if not SUBSET.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"benchmark data missing in CI: {SUBSET}")
-        pytest.skip(f"benchmark data not found at {SUBSET}")
     out = []
-    with SUBSET.open(newline="") as f:
+    with require(SUBSET).open(newline="") as f:
         for row in csv.DictReader(f):
             n = int(row["num_vertices"])
             matrix = [r[:n] for r in json.loads(row["adjacency"])[:n]]
