@@ -4,7 +4,7 @@ A full NATS-Bench TSS directory is 15,625 files; when only the official 3-archit
 at hand, `--synthetic-full` builds a full-size directory in the official layout whose entries are
 symlinks to the three real files, which exercises the real reader at full scale.
 
-    python scripts/bench_import.py --shared ../shared/data [--synthetic-full]
+    python scripts/bench_import.py --shared ../shared/data [--synthetic-full] [--nb101-full]
 
 Each import runs in a fresh subprocess so its peak RSS is its own.
 """
@@ -63,11 +63,39 @@ def synthetic_full(shared: Path, tmp: Path) -> Path:
     return dst
 
 
+def synthetic_nb101_only108(tmp: Path, cells: int = 423_624) -> Path:
+    """A file in the layout of ``nasbench_only108.tfrecord`` at full size: ``cells`` distinct
+    module hashes x 3 runs at 108 epochs, with graphs and values taken cyclically from the real
+    1,000-cell subset (written by the tests' independent writer)."""
+    import hashlib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from nb101_writers import (encode_evaluation, encode_model_metrics, load_csv_rows, nb101_record,
+                               run_values, tfrecord_frame)
+
+    rows = load_csv_rows()
+    path = tmp / "nasbench_only108.tfrecord"
+    with open(path, "wb") as f:
+        for i in range(cells):
+            row = rows[i % len(rows)]
+            fake_hash = hashlib.md5(f"{row['hash']}-{i}".encode()).hexdigest()
+            for seed in range(3):
+                v = run_values(row, 108, seed)
+                evaluations = [encode_evaluation(0.0, 0.0, 0.1, 0.1, 0.1),
+                               encode_evaluation(54.0, v["time"] / 2, v["train"] / 2, v["valid"] / 2, v["test"] / 2),
+                               encode_evaluation(108.0, v["time"], v["train"], v["valid"], v["test"])]
+                metrics = encode_model_metrics(evaluations, row["params"], v["time"])
+                f.write(tfrecord_frame(nb101_record(fake_hash, 108, row["matrix"], row["ops"], metrics)))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", default="../shared/data", type=Path)
     parser.add_argument("--synthetic-full", action="store_true", help="also import a full-size TSS directory")
     parser.add_argument("--only-synthetic", action="store_true", help="measure only the full-size directory")
+    parser.add_argument("--nb101-full", action="store_true",
+                        help="also import a full-size nasbench_only108.tfrecord (423,624 cells x 3 runs)")
     args = parser.parse_args()
     start = time.perf_counter()
     if args.only_synthetic:
@@ -80,6 +108,12 @@ def main() -> None:
     measure("NATS-sss fixture (3 archs)", "nats-sss", str(args.shared / "nats/NATS-sss-v1_0-50262-simple"))
     nb101_csv = args.shared / "nb101/nb101_subset_1000.csv"
     measure("nb101 subset CSV (1,000 cells)", "nb101", str(nb101_csv))
+    if args.nb101_full:
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            path = synthetic_nb101_only108(Path(tmp))
+            print(f"wrote {path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t:.0f} s", flush=True)
+            measure("nasbench_only108.tfrecord full size (423,624 cells x 3 runs)", "nb101", str(path))
     if args.synthetic_full:
         with tempfile.TemporaryDirectory() as tmp:
             measure("NATS-tss full-size directory (15,625 files)", "nats-tss", str(synthetic_full(args.shared, Path(tmp))))
