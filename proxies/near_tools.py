@@ -1,0 +1,184 @@
+"""Design tools built on NEAR: the width of a layer, and activation / initialisation choice.
+
+Both follow the NEAR paper's uses of the score (Husistein, Reiher & Eckhoff, ICLR 2025); the
+layer-size estimate reproduces the official package's fit, the ranking is our protocol (the
+paper's exact one is not published).
+
+* :func:`estimate_layer_size`: score one layer of a family of networks that differ in that layer's
+  width, divide by the width ("relative NEAR score"), fit ``f(x) = a + b * x**c`` to the point
+  ``(1, 1)`` and the ``(width, relative score)`` points (``scipy.optimize.curve_fit``, start
+  ``(1, 2, -1)``, at most 10,000 evaluations), and return the width where ``x**(c - 1)`` equals
+  ``slope_threshold``: ``slope_threshold ** (1 / (c - 1))``. As in the official code the factor
+  ``b * c`` of the true derivative is left out, so the threshold is a threshold on ``x**(c-1)``.
+* :func:`rank_activation_init`: NEAR of every (activation, initialisation) pair, best first. Each
+  repetition builds the network afresh and applies the initialisation under test; the parameters
+  are never reset to PyTorch's defaults between repetitions (``reinit=False``), which would
+  replace the initialisation being compared.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from nas.errors import NasError
+from nas.proxies.near import near_score
+
+
+# -- layer size -------------------------------------------------------------------------------------
+def power_law(x: Any, a: float, b: float, c: float) -> Any:
+    """``a + b * x**c``: the relative NEAR score as a function of the width."""
+    return a + b * np.power(x, c)
+
+
+@dataclass(frozen=True)
+class LayerSizeEstimate:
+    """The estimated width and the fit behind it."""
+
+    size: float                      # slope_threshold ** (1 / (c - 1))
+    a: float
+    b: float
+    c: float
+    sizes: tuple[int, ...]
+    relative_scores: tuple[float, ...]  # NEAR of the layer / its width
+    slope_threshold: float
+
+    def __float__(self) -> float:
+        return float(self.size)
+
+
+def fit_layer_size(sizes: Sequence[float], relative_scores: Sequence[float],
+                   slope_threshold: float = 0.005) -> LayerSizeEstimate:
+    """Fit ``a + b x**c`` to ``(1, 1)`` and ``(sizes[i], relative_scores[i])`` as the official
+    code does and return the width where ``x**(c-1) = slope_threshold``."""
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    if len(sizes) != len(relative_scores) or len(sizes) < 2:
+        raise NasError("near: the layer-size fit needs at least two (size, score) pairs of equal length")
+    if not 0 < slope_threshold < 1:
+        raise NasError(f"near: slope_threshold must lie in (0, 1), got {slope_threshold}")
+    x = np.array([1.0, *map(float, sizes)])
+    y = np.array([1.0, *map(float, relative_scores)])
+    try:
+        with warnings.catch_warnings():  # an exact fit has no covariance estimate; irrelevant here
+            warnings.simplefilter("ignore", OptimizeWarning)
+            (a, b, c), _ = curve_fit(power_law, x, y, p0=(1.0, 2.0, -1.0), maxfev=10000)
+    except (RuntimeError, ValueError) as err:
+        raise NasError(f"near: the power-law fit of the relative NEAR scores failed ({err})") from None
+    if not c < 1:
+        raise NasError(f"near: fitted exponent c = {c:.4g} >= 1: relative scores do not decay with width")
+    return LayerSizeEstimate(size=float(slope_threshold ** (1.0 / (c - 1.0))), a=float(a), b=float(b),
+                             c=float(c), sizes=tuple(int(s) for s in sizes),
+                             relative_scores=tuple(float(v) for v in relative_scores),
+                             slope_threshold=float(slope_threshold))
+
+
+def estimate_layer_size(build_mlp: Callable[[int], nn.Module], sizes: Sequence[int],
+                        data: Tensor | Iterable, layer_index: int, slope_threshold: float = 0.005,
+                        repetitions: int = 1, reinit: bool = True, seed: int | None = 0,
+                        **near_options: Any) -> LayerSizeEstimate:
+    """Estimate a good width for one layer (the official ``estimate_layer_size``).
+
+    ``build_mlp(size)`` returns the network with that layer ``size`` wide; ``layer_index`` picks
+    the module to score among NEAR's hooked modules (``hooked_modules(model)``; the official example
+    scores the hidden layer's activation). Each network is built right after
+    ``torch.manual_seed(seed)`` (``seed=None``: no reseeding) and scored with
+    ``near_score(..., repetitions, reinit, seed)``; ``near_options`` go to :func:`near_score`
+    (``fast``, ``batchnorm``, ``precision``). A dense layer of width ``n`` needs ``n`` samples, so
+    ``data`` should hold at least ``max(sizes)`` of them.
+    """
+    sizes = [int(s) for s in sizes]
+    if not sizes or min(sizes) < 1:
+        raise NasError("near: sizes must be positive widths")
+    relative = []
+    for size in sizes:
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = build_mlp(size)
+        score = near_score(model, data, repetitions=repetitions, reinit=reinit,
+                           seed=0 if seed is None else seed, layer_index=layer_index, **near_options)
+        relative.append(score / size)
+    return fit_layer_size(sizes, relative, slope_threshold)
+
+
+# -- activation and initialisation ----------------------------------------------------------------
+@dataclass
+class InitScore:
+    """NEAR of one (activation, initialisation) pair, averaged over fresh initialisations."""
+
+    activation: str
+    init: str
+    score: float
+    scores: list[float] = field(default_factory=list)
+    flagged: bool = False          # far below the best pair (see rank_activation_init)
+
+    @property
+    def spread(self) -> float:
+        return statistics.pstdev(self.scores) if len(self.scores) > 1 else 0.0
+
+
+_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+def apply_init(model: nn.Module, init: Callable[[Tensor], Any] | None, bias: str = "keep") -> nn.Module:
+    """Apply ``init`` (a ``torch.nn.init`` style in-place function, or None for PyTorch's default)
+    to the weight of every linear and convolution layer; ``bias="zero"`` also zeroes their biases,
+    ``"keep"`` leaves PyTorch's default biases."""
+    if bias not in ("keep", "zero"):
+        raise NasError(f"near: bias must be 'keep' or 'zero', got {bias!r}")
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, _WEIGHTED):
+                continue
+            if init is not None:
+                init(module.weight)
+            if bias == "zero" and module.bias is not None:
+                module.bias.zero_()
+    return model
+
+
+def rank_activation_init(build: Callable[[Callable[[], nn.Module]], nn.Module],
+                         activations: Mapping[str, Callable[[], nn.Module]],
+                         inits: Mapping[str, Callable[[Tensor], Any] | None],
+                         data: Tensor | Iterable, repetitions: int = 3, seed: int = 0,
+                         bias: str = "keep", flag_below: float = 0.5,
+                         **near_options: Any) -> list[InitScore]:
+    """NEAR of every (activation, initialisation) pair, best first.
+
+    ``build(make_activation)`` returns a network whose activations come from
+    ``make_activation()`` (e.g. ``lambda act: nn.Sequential(nn.Linear(8, 32), act(),
+    nn.Linear(32, 32), act())``); ``activations`` maps names to such factories (``nn.ReLU`` is one);
+    ``inits`` maps names to in-place initialisers of a weight tensor (``nn.init.xavier_uniform_``,
+    or None for PyTorch's default). Repetition ``r`` builds the network after
+    ``torch.manual_seed(seed + r)``, applies the initialisation (:func:`apply_init`) and scores it
+    once without re-initialisation (``reinit=False``); the pair's score is the mean.
+
+    ``flagged`` marks pairs whose score is below ``flag_below`` times the best score (our
+    heuristic for "obviously bad", e.g. an all-zero initialisation or a constant activation; the
+    paper reports that NEAR separates such pairs reliably but may misorder near-ties).
+    """
+    if int(repetitions) < 1:
+        raise NasError(f"near: repetitions must be at least 1, got {repetitions}")
+    if not activations or not inits:
+        raise NasError("near: give at least one activation and one initialisation")
+    results = []
+    for act_name, make_activation in activations.items():
+        for init_name, init in inits.items():
+            scores = []
+            for r in range(int(repetitions)):
+                torch.manual_seed(seed + r)
+                model = apply_init(build(make_activation), init, bias)
+                scores.append(near_score(model, data, repetitions=1, reinit=False, seed=seed + r,
+                                         **near_options))
+            results.append(InitScore(act_name, init_name, float(np.mean(scores)), scores))
+    results.sort(key=lambda item: (-item.score if math.isfinite(item.score) else math.inf))
+    best = results[0].score
+    for item in results:
+        item.flagged = not math.isfinite(item.score) or item.score < flag_below * best
+    return results
