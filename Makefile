@@ -29,5 +29,11 @@ demo: setup
 	$(VENV)/bin/nas bench info nats-tss
 	$(VENV)/bin/nas arch nats-tss $(DEMO_ARCH)
 
+# Long measurements (not tests): proxy speed against its floor, benchmark import time and memory.
+SHARED ?= ../shared/data
+bench: setup
+	$(PY) scripts/bench_proxies.py --data cifar10:$(SHARED)/cifar10/cifar-10-batches-py --cells 100
+	$(PY) scripts/bench_import.py --shared $(SHARED)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
