@@ -2,17 +2,14 @@
 against the benchmark's recorded ``flop`` values (TSS and SSS fixtures, 500-cell peer reference)."""
 from __future__ import annotations
 
-import bz2
 import csv
-import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from conftest import SHARED_DATA, load_pbz2, nats_fixture_records, require
+from conftest import SHARED_DATA, nats_fixture_records, require
 from nas.searchspaces.base import SearchSpace
 from nas.searchspaces.flops import count_flops
 from nas.searchspaces.nats_sss import NatsSSS

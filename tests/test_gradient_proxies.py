@@ -254,14 +254,6 @@ def test_jacob_cov_of_an_input_independent_network_fails():
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
-@pytest.fixture()
-def one_thread():
-    """TSS networks on one CPU thread: on a shared, busy machine two OpenMP threads can be many
-    times slower than one (the scores do not depend on the thread count)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +263,7 @@ def small_image_batch() -> Batch:
     return Batch(torch.randn(8, 3, 32, 32, generator=gen), torch.randint(0, 10, (8,), generator=gen), 10, spec)
 
 
-def test_each_proxy_is_finite_and_reproducible_on_a_tss_cell(small_image_batch, one_thread):
+def test_each_proxy_is_finite_and_reproducible_on_a_tss_cell(small_image_batch, one_torch_thread):
     space = NatsTSS()
     arch = space.parse(BEST)
     first = build_network(space, arch, 10, 0)
@@ -287,7 +279,7 @@ def test_each_proxy_is_finite_and_reproducible_on_a_tss_cell(small_image_batch, 
     assert math.isfinite(with_bn) and with_bn != score("synflow", first, small_image_batch)
 
 
-def test_synflow_equals_the_reference_on_real_cells(shared_data, one_thread):
+def test_synflow_equals_the_reference_on_real_cells(shared_data, one_torch_thread):
     """SynFlow does not read the data, so with the same initial weights it must equal foresight's
     values in the reference table to float64 rounding."""
     table = require(shared_data / "reference" / "peer_scores_nb201_500.csv")

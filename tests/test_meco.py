@@ -14,12 +14,7 @@ from nas.proxies import evaluate, get_proxy, list_proxies
 from nas.proxies.meco import meco_terms, min_correlation_eigenvalue
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def orthogonal_channels(channels: int, side: int = 8) -> torch.Tensor:

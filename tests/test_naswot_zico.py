@@ -23,14 +23,7 @@ CELL = SMALL.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3
 DEAD = SMALL.parse("|avg_pool_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|")  # passes no signal
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The networks here are tiny: one thread is as fast, and immune to the slow-down that
-    several OpenMP threads suffer on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def batch_of(x, y=None, classes=10) -> Batch:

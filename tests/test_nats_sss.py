@@ -2,15 +2,12 @@
 parameter counts against the benchmark's own records (SSS and TSS fixtures)."""
 from __future__ import annotations
 
-import bz2
-import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA, load_pbz2, nats_fixture_records, require
+from conftest import SHARED_DATA, load_pbz2, nats_fixture_records
 from nas.errors import InvalidArchitectureError
 from nas.searchspaces import get_space
 from nas.searchspaces.nats_sss import CELL, PARAM_NAMES, WIDTHS, Channels, NatsSSS

@@ -23,14 +23,7 @@ from nas.searchspaces.nats_tss import NatsTSS
 CIFAR = SHARED_DATA / "cifar10" / "cifar-10-batches-py"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These are many small tensor ops: one thread is faster, and far faster on a busy machine
-    (two OpenMP threads on two shared cores spin-wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def erank_closed_form(singular_values) -> float:

@@ -35,13 +35,7 @@ def exact_nlc(net: nn.Module, x: torch.Tensor) -> float:
     return math.sqrt(numerator / denominator)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine is shared: one intra-op thread keeps these small networks fast."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def mlp(act: type[nn.Module], seed: int = 0) -> nn.Module:
