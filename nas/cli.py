@@ -242,7 +242,8 @@ def cmd_score(args: argparse.Namespace) -> int:
               f"seed {inputs.seed}; networks built after torch.manual_seed({args.seed}); store {store.url}",
               file=sys.stderr)
     start = time.perf_counter()
-    results = score_many(scorer, archs, store, workers=args.workers, progress=not args.quiet)
+    results = score_many(scorer, archs, store, workers=args.workers, progress=not args.quiet,
+                         threads=args.threads or None)
     wall = time.perf_counter() - start
     rows = []
     for arch in archs:
@@ -356,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="cifar10", help="input shape and classes for gaussian/npz inputs: cifar10 (default), cifar100, imagenet16-120")
     p.add_argument("--batch-size", type=int, default=64, help="input batch size (default 64)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per process (default 1: fastest for these small networks; 0 = torch's default)")
     p.add_argument("--store", help="score store URL (default sqlite:///$NAS_HOME/scores.db)")
     p.add_argument("--out", help="write one row per (architecture, proxy) to FILE.csv or FILE.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

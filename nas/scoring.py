@@ -141,9 +141,14 @@ def _score_and_store(scorer: Scorer, store, text: str, which: list[int]) -> dict
 
 
 def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
-               progress: bool = False) -> dict[str, dict[str, Any]]:
+               progress: bool = False, threads: int | None = 1) -> dict[str, dict[str, Any]]:
     """Score every (architecture, proxy) pair the store lacks, in ``workers`` processes, and
-    return all scores keyed by proxy label then arch key (stored ones included)."""
+    return all scores keyed by proxy label then arch key (stored ones included).
+
+    ``threads`` is torch's intra-op thread count per process while scoring (None: leave it).
+    One is the default: these networks are small, and on a 2-core machine with any other load,
+    two threads per process were measured 40-50x slower than one (OpenMP threads spin-waiting
+    on each other); use ``workers`` for parallelism instead."""
     space = scorer.space
     keys = [space.key(a) for a in archs]
     texts = {space.key(a): space.format(a) for a in archs}
@@ -157,6 +162,9 @@ def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
         from tqdm import tqdm
 
         bar = tqdm(total=len(tasks), desc=f"scoring {space.name}", unit="arch")
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
     try:
         if workers <= 1 or len(tasks) <= 1:
             for text, which in tasks:
@@ -166,15 +174,16 @@ def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
         else:
             import multiprocessing as mp
 
-            threads = max(1, torch.get_num_threads() // workers)
             specs = [(p.name, p.params) for p in scorer.proxies]
             ctx = mp.get_context("spawn")  # no fork of a process whose torch threads are running
             with ctx.Pool(workers, _worker_init, (space.name, specs, scorer.inputs, scorer.seed,
-                                                  scorer.num_classes, store.url, threads)) as pool:
+                                                  scorer.num_classes, store.url,
+                                                  threads or previous_threads)) as pool:
                 for _ in pool.imap_unordered(_worker_score, tasks):
                     if bar:
                         bar.update()
     finally:
+        torch.set_num_threads(previous_threads)
         if bar:
             bar.close()
     out: dict[str, dict[str, Any]] = {}
