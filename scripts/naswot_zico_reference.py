@@ -27,7 +27,6 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +36,8 @@ from nas.data import InputSpec, load_batch
 from nas.proxies import evaluate, get_proxy
 from nas.scoring import build_network
 from nas.searchspaces.nats_tss import NatsTSS
+from reference_cells import add_common_args, load_reference
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TARGET = "cifar10_test_200ep"
 
 
@@ -80,23 +79,13 @@ def agreement(name, ours, reference, targets) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", type=int, default=100)
-    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data directory")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    add_common_args(parser, cells=100)
     parser.add_argument("--variants", action="store_true", help="also NASWOT(init=default), ZiCo on 2 x 32")
-    parser.add_argument("--out", type=Path, default=None, help="write per-cell results to this CSV")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    table = args.shared / "reference" / "peer_scores_nb201_500.csv"
-    cifar = args.shared / "cifar10" / "cifar-10-batches-py"
-    for path in (table, cifar):
-        if not path.exists():
-            print(f"missing {path}", file=sys.stderr)
-            return 2
-    with open(table) as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: int(r["pos"]))[: args.cells]
+    loaded = load_reference(args)
+    if loaded is None:
+        return 2
+    rows, cifar = loaded
 
     space = NatsTSS()
     gaussian = load_batch(InputSpec(source="gaussian", batch_size=64, seed=0))
