@@ -21,7 +21,6 @@ Timings share the machine with whatever else runs: the script prints the load av
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import statistics
@@ -36,7 +35,7 @@ from nas.data import InputSpec, load_batch
 from nas.proxies import evaluate, get_proxy
 from nas.scoring import build_network
 from nas.searchspaces.nats_tss import NatsTSS
-from reference_cells import add_common_args, load_reference
+from reference_cells import add_common_args, load_reference, write_rows
 
 TARGET = "cifar10_test_200ep"
 
@@ -143,11 +142,7 @@ def main(argv=None) -> int:
     print(f"  naswot / one forward                     {naswot_ratio:5.2f}   {ref_naswot:5.2f}")
     print(f"  zico / (2 x forward+backward)            {zico_ratio:5.2f}   {ref_zico:5.2f}")
 
-    if args.out:
-        with open(args.out, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(results[0]))
-            writer.writeheader()
-            writer.writerows(results)
+    write_rows(args.out, results)
     return 0
 
 

@@ -21,7 +21,6 @@ Timings share the machine with whatever else runs: the script prints the load av
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import statistics
@@ -35,7 +34,7 @@ from nas.data import InputSpec, load_batch
 from nas.proxies import get_proxy
 from nas.scoring import build_network
 from nas.searchspaces.nats_tss import NatsTSS
-from reference_cells import add_common_args, load_reference
+from reference_cells import add_common_args, load_reference, write_rows
 
 TARGET = "cifar10_test_200ep"
 
@@ -113,11 +112,7 @@ def main(argv=None) -> int:
     print(f"ours scaled to the reference machine (ratio x reference t_fwd): "
           f"{ratio * med('t_fwd', rows):.4f} s per cell")
 
-    if args.out:
-        with open(args.out, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(results[0]))
-            writer.writeheader()
-            writer.writerows(results)
+    write_rows(args.out, results)
     return 0
 
 

@@ -37,3 +37,13 @@ def load_reference(args: argparse.Namespace) -> tuple[list[dict], Path] | None:
     with open(table) as f:
         rows = sorted(csv.DictReader(f), key=lambda r: int(r["pos"]))[: args.cells]
     return rows, cifar
+
+
+def write_rows(path: Path | None, rows: list[dict]) -> None:
+    """Per-cell results to CSV (``--out``), columns in the order of the first row."""
+    if not path or not rows:
+        return
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
