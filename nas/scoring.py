@@ -25,31 +25,35 @@ def build_network(space: SearchSpace, arch: Any, num_classes: int, seed: int) ->
 
 def proxy_label(proxy: Proxy) -> str:
     """``near`` for default parameters, ``near(repetitions=8)`` otherwise."""
-    changed = {k: v for k, v in proxy.params.items() if proxy.defaults.get(k) != v}
-    if not changed:
-        return proxy.name
-    return f"{proxy.name}(" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")"
+    return proxy.label()
 
 
 class Scorer:
     """Scores architectures of one space with several proxies on one input batch.
 
     The batch is loaded once; each architecture's network is built once and copied for each
-    proxy, so every proxy sees the same initial weights.
+    proxy, so every proxy sees the same initial weights. Population proxies (an ensemble) are
+    expanded: ``proxies`` holds what is scored per network (ensemble components included, each
+    once), ``requested`` and ``labels`` what the caller asked for.
     """
 
     def __init__(self, space: SearchSpace, proxies: Sequence[Proxy], inputs: InputSpec,
                  seed: int = 0, num_classes: int | None = None) -> None:
         self.space = space
-        self.proxies = list(proxies)
+        self.requested = list(proxies)
         self.inputs = inputs
         self.seed = seed
         self.num_classes = num_classes or inputs.info.num_classes
         self._batch: Batch | None = None
-        labels = [proxy_label(p) for p in self.proxies]
+        labels = [proxy_label(p) for p in self.requested]
         if len(set(labels)) != len(labels):
             raise ValueError(f"the same proxy twice: {labels}")
         self.labels = labels
+        per_network: dict[str, Proxy] = {}
+        for proxy in self.requested:
+            for part in getattr(proxy, "components", None) or [proxy]:
+                per_network.setdefault(proxy_label(part), part)
+        self.proxies = list(per_network.values())
 
     @property
     def batch(self) -> Batch:
@@ -190,4 +194,32 @@ def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
     for proxy in scorer.proxies:
         stored = store.get_many(space.name, scorer.digest(proxy), keys)
         out[proxy_label(proxy)] = {k: stored[k] for k in keys if k in stored}
+    for proxy in scorer.requested:
+        if proxy.population:
+            out[proxy_label(proxy)] = population_scores(proxy, keys, out)
+    return out
+
+
+def population_scores(ensemble: Proxy, keys: Sequence[str],
+                      scores: dict[str, dict[str, ProxyResult]]) -> dict[str, ProxyResult]:
+    """An ensemble's scores of the architectures ``keys``, ranked within them, from its
+    components' results (``scores[label][key]``)."""
+    import math
+
+    from nas.proxies.ensemble import log_rank_aggregate
+
+    parts = ensemble.components
+    labels = [proxy_label(p) for p in parts]
+    results = [[scores[label][k] for k in keys] for label in labels]
+    columns = [[r.score if r.status == "ok" else math.nan for r in column] for column in results]
+    values = log_rank_aggregate(columns, [p.higher_is_better for p in parts])
+    out = {}
+    for j, key in enumerate(keys):
+        failed = [label for label, column in zip(labels, results) if column[j].status != "ok"]
+        seconds = sum(column[j].seconds for column in results)
+        if len(failed) == len(labels):
+            out[key] = ProxyResult(math.nan, seconds, "failed", "every component failed")
+        else:
+            reason = f"ranked last for failed {', '.join(failed)}" if failed else ""
+            out[key] = ProxyResult(float(values[j]), seconds, "ok", reason)
     return out

@@ -53,6 +53,8 @@ class Proxy:
     needs: ClassVar[Needs] = Needs()
     defaults: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
+    positional: ClassVar[str | None] = None  # the parameter that bare arguments fill, if any
+    population: ClassVar[bool] = False       # True: scores are defined over a set of networks
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -64,6 +66,13 @@ class Proxy:
 
     def score(self, model: "nn.Module", batch: "Batch") -> float:
         raise NotImplementedError
+
+    def label(self) -> str:
+        """``near`` for default parameters, ``near(repetitions=8)`` otherwise."""
+        changed = {k: v for k, v in self.params.items() if self.defaults.get(k) != v}
+        if not changed:
+            return self.name
+        return f"{self.name}(" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")"
 
     def protocol(self) -> dict[str, Any]:
         """What identifies this proxy's scores (name, version, parameters)."""
@@ -154,9 +163,8 @@ def get_proxy(name: str, **params: Any) -> Proxy:
 _CALL = re.compile(r"^\s*([A-Za-z_][\w\-]*)\s*(?:\((.*)\))?\s*$", re.S)
 
 
-def parse_proxy_spec(text: str) -> list[tuple[str, dict[str, Any]]]:
-    """``"near,nlc(samples=500),synflow"`` -> [(name, params), ...]. Values are JSON literals
-    (numbers, true/false, quoted strings) or bare words."""
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside parentheses: ``"a,b(c=1,d=2)"`` -> ``["a", "b(c=1,d=2)"]``."""
     parts, depth, current = [], 0, ""
     for ch in text:
         if ch == "," and depth == 0:
@@ -167,23 +175,36 @@ def parse_proxy_spec(text: str) -> list[tuple[str, dict[str, Any]]]:
         depth -= ch == ")"
         current += ch
     parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_proxy_spec(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """``"near,nlc(samples=500),synflow"`` -> [(name, params), ...]. Values are JSON literals
+    (numbers, true/false, quoted strings) or bare words. A proxy that declares a ``positional``
+    parameter also takes bare arguments: ``"ensemble(near,zico)"`` -> ``("ensemble",
+    {"proxies": ["near", "zico"]})``."""
     out = []
-    for part in parts:
-        if not part.strip():
-            continue
+    for part in _split_top_level(text):
         match = _CALL.match(part)
         if not match:
-            raise NasError(f"cannot parse proxy {part.strip()!r}; expected NAME or NAME(key=value, ...)")
+            raise NasError(f"cannot parse proxy {part!r}; expected NAME or NAME(key=value, ...)")
         name, args = match.group(1), match.group(2)
         params: dict[str, Any] = {}
-        for item in filter(None, (a.strip() for a in (args or "").split(","))):
+        bare: list[str] = []
+        for item in _split_top_level(args or ""):
             key, sep, value = item.partition("=")
-            if not sep:
-                raise NasError(f"proxy {name}: argument {item!r} is not key=value")
+            if not sep or "(" in key:
+                bare.append(item)
+                continue
             try:
                 params[key.strip()] = json.loads(value.strip())
             except json.JSONDecodeError:
                 params[key.strip()] = value.strip()
+        if bare:
+            positional = getattr(proxy_class(name), "positional", None)
+            if not positional:
+                raise NasError(f"proxy {name}: argument {bare[0]!r} is not key=value")
+            params[positional] = bare
         out.append((name, params))
     if not out:
         raise NasError("no proxy given")

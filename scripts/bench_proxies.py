@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from nas.data import load_batch, parse_data_arg
-from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec
+from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec, proxy_class
 from nas.scoring import build_network, proxy_label
 from nas.searchspaces import get_space
 
@@ -44,7 +44,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     space = get_space("nats-tss")
     batch = load_batch(parse_data_arg(args.data, batch_size=64, seed=0))
-    specs = parse_proxy_spec(args.proxy) if args.proxy else [(n, {}) for n in list_proxies() if not n.startswith("_")]
+    specs = parse_proxy_spec(args.proxy) if args.proxy else [
+        (n, {}) for n in list_proxies() if not n.startswith("_") and not proxy_class(n).population]
     proxies = [get_proxy(n, **p) for n, p in specs]
     cells = np.random.default_rng(0).choice(space.size, 500, replace=False)[: args.cells]
     times: dict[str, list[float]] = {proxy_label(p): [] for p in proxies}
