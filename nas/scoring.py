@@ -8,6 +8,7 @@ the same initial weights and the same score.
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any, Sequence
 
 import torch
@@ -145,9 +146,13 @@ def _score_and_store(scorer: Scorer, store, text: str, which: list[int]) -> dict
 
 
 def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
-               progress: bool = False, threads: int | None = 1) -> dict[str, dict[str, Any]]:
+               progress: bool = False, threads: int | None = 1,
+               deadline: float | None = None) -> dict[str, dict[str, Any]]:
     """Score every (architecture, proxy) pair the store lacks, in ``workers`` processes, and
     return all scores keyed by proxy label then arch key (stored ones included).
+
+    ``deadline`` (a ``time.monotonic()`` value) stops scoring once passed: what is stored by
+    then is returned, and a later call with the same store goes on from there.
 
     ``threads`` is torch's intra-op thread count per process while scoring (None: leave it).
     One is the default: these networks are small, and on a 2-core machine with any other load,
@@ -172,6 +177,8 @@ def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
     try:
         if workers <= 1 or len(tasks) <= 1:
             for text, which in tasks:
+                if deadline is not None and time.monotonic() > deadline:
+                    break
                 _score_and_store(scorer, store, text, which)
                 if bar:
                     bar.update()
@@ -186,6 +193,9 @@ def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
                 for _ in pool.imap_unordered(_worker_score, tasks):
                     if bar:
                         bar.update()
+                    if deadline is not None and time.monotonic() > deadline:
+                        pool.terminate()  # running tasks are lost; every finished one is stored
+                        break
     finally:
         torch.set_num_threads(previous_threads)
         if bar:
@@ -203,13 +213,15 @@ def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
 def population_scores(ensemble: Proxy, keys: Sequence[str],
                       scores: dict[str, dict[str, ProxyResult]]) -> dict[str, ProxyResult]:
     """An ensemble's scores of the architectures ``keys``, ranked within them, from its
-    components' results (``scores[label][key]``)."""
+    components' results (``scores[label][key]``). Architectures some component has not scored
+    yet (a run stopped early) get no ensemble score."""
     import math
 
     from nas.proxies.ensemble import log_rank_aggregate
 
     parts = ensemble.components
     labels = [proxy_label(p) for p in parts]
+    keys = [k for k in keys if all(k in scores[label] for label in labels)]
     results = [[scores[label][k] for k in keys] for label in labels]
     columns = [[r.score if r.status == "ok" else math.nan for r in column] for column in results]
     values = log_rank_aggregate(columns, [p.higher_is_better for p in parts])
