@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup test test-all demo bench clean
+.PHONY: setup test test-all demo bench reproduce clean
 
 setup: $(VENV)/.installed
 
@@ -32,8 +32,13 @@ demo: setup
 # Long measurements (not tests): proxy speed against its floor, benchmark import time and memory.
 SHARED ?= ../shared/data
 bench: setup
-	$(PY) scripts/bench_proxies.py --data cifar10:$(SHARED)/cifar10/cifar-10-batches-py --cells 100
+	$(PY) scripts/bench_proxies.py --data cifar10:$(SHARED)/cifar10/cifar-10-batches-py --cells 100 --threads 1
 	$(PY) scripts/bench_import.py --shared $(SHARED)
+
+# Regenerates docs/results.md (resumable: scores go to the store; rerun to go on).
+# Pass e.g. REPRODUCE_ARGS="--minutes 60" to score for an hour and then write the results.
+reproduce: setup
+	$(PY) scripts/reproduce.py --shared $(SHARED) $(REPRODUCE_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
