@@ -365,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_score)
 
+    from nas import correlate_cli
+
+    correlate_cli.add_parser(sub)
+
     from nas import search_cli
 
     search_cli.add_parser(sub)

@@ -87,3 +87,43 @@ def drop_failed(scores: np.ndarray, accuracies: np.ndarray, policy: str = "drop"
     else:
         raise ValueError(f"unknown failure policy {policy!r}; expected 'drop' or 'worst'")
     return Cleaned(s, accuracies[keep], len(scores), int(failed.sum()), int((~has_acc).sum()))
+
+
+# -- tie-aware top-k, proxy-proxy agreement (used by `nas correlate`) --------------------------------
+def topk_membership(values: np.ndarray, k: int) -> np.ndarray:
+    """Probability that each item is among the ``k`` largest when ties are broken at random.
+
+    Items strictly above the k-th largest value are in (1), items below are out (0), and the
+    ``t`` items tied at the k-th value share the remaining ``r`` places (``r / t`` each). Size
+    proxies such as ``params`` take few distinct values (59 over all NATS-TSS cells), so the
+    top-k set of a stable sort would depend on the order the architectures were listed in."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    k = int(min(max(k, 0), n))
+    out = np.zeros(n)
+    if k == 0:
+        return out
+    kth = np.sort(values)[::-1][k - 1]
+    above = values > kth
+    tied = values == kth
+    out[above] = 1.0
+    out[tied] = (k - int(above.sum())) / int(tied.sum())
+    return out
+
+
+def topk_precision_ties(scores: np.ndarray, accuracies: np.ndarray, fraction: float) -> float:
+    """:func:`topk_precision` in expectation over random tie-breaking (in scores and in
+    accuracies), k = ceil(fraction * n). Equal to it when neither has ties at the k-th place."""
+    n = len(scores)
+    k = max(1, math.ceil(fraction * n))
+    return float(np.sum(topk_membership(scores, k) * topk_membership(accuracies, k)) / k)
+
+
+def spearman_matrix(columns: np.ndarray) -> np.ndarray:
+    """Spearman's rho between every pair of columns of an (n, m) array (m >= 1)."""
+    columns = np.asarray(columns, dtype=np.float64)
+    m = columns.shape[1]
+    if m == 1:
+        return np.ones((1, 1))
+    rho = _stats.spearmanr(columns, axis=0).statistic
+    return np.array([[1.0, rho], [rho, 1.0]]) if m == 2 else np.asarray(rho)
