@@ -88,15 +88,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 # -- configuration -------------------------------------------------------------------------------------
 def _config(args: argparse.Namespace):
     from nas.data import parse_data_arg
-    from nas.proxies import parse_proxy_spec, proxy_class
+    from nas.proxies import parse_proxy_spec
     from nas.strategies import SearchConfig, parse_objectives
     from nas.strategies.samplers import check_options
 
     objectives = tuple(parse_objectives(args.objectives, args.proxy))
-    for objective in objectives:
-        if not objective.cost and proxy_class(objective.name).population:
-            raise NasError(f"nas search cannot optimise {objective.label} yet: it ranks a population, "
-                           f"and the search scores one architecture per trial")
     (sampler, options), *rest = parse_proxy_spec(args.sampler)
     if rest:
         raise NasError(f"--sampler takes one sampler, got {args.sampler!r}")

@@ -10,7 +10,8 @@ A rank needs a population, so this proxy never scores a single network on its ow
 
 - ``nas score`` / ``nas correlate`` rank within the architectures of the run (the AZ-NAS protocol);
 - a search ranks each architecture against a fixed, seeded reference sample of the space
-  (:class:`ReferenceRanks`), so a trial's value never changes as the search goes on.
+  (:class:`ReferenceRanks`; ``reference`` architectures, 200 by default, drawn with the score
+  seed), so a trial's value never changes as the search goes on.
 
 The default components, one per kind of signal as in AZ-NAS, were fixed before we measured any
 ensemble: expressivity (NEAR), feature correlation (MeCo_opt), gradient signal-to-noise (ZiCo)
@@ -42,7 +43,7 @@ class Ensemble(Proxy):
     name = "ensemble"
     higher_is_better = True
     needs = Needs(inputs=False)
-    defaults = {"proxies": list(DEFAULT_COMPONENTS)}
+    defaults = {"proxies": list(DEFAULT_COMPONENTS), "reference": 200}
     positional = "proxies"
     population = True
     description = "sum of log-ranks of its components (AZ-NAS aggregation); default near,meco_opt,zico,flops"
@@ -61,7 +62,10 @@ class Ensemble(Proxy):
         labels = [c.label() for c in self._components]
         if len(set(labels)) != len(labels):
             raise NasError(f"ensemble: a component is given twice: {', '.join(labels)}")
-        self.params = {"proxies": labels}
+        reference = int(self.params["reference"])
+        if reference < 2:
+            raise NasError(f"ensemble: the reference sample needs at least 2 architectures, got {reference}")
+        self.params = {"proxies": labels, "reference": reference}
 
     @property
     def components(self) -> list[Proxy]:
@@ -69,7 +73,10 @@ class Ensemble(Proxy):
 
     def label(self) -> str:
         labels = self.params["proxies"]
-        return "ensemble" if labels == list(DEFAULT_COMPONENTS) else f"ensemble({','.join(labels)})"
+        args = [] if labels == list(DEFAULT_COMPONENTS) else list(labels)
+        if self.params["reference"] != self.defaults["reference"]:
+            args.append(f"reference={self.params['reference']}")
+        return f"ensemble({','.join(args)})" if args else "ensemble"
 
     def score(self, model, batch) -> float:
         raise NasError("an ensemble ranks a population of architectures; score it with `nas score` "

@@ -15,6 +15,8 @@ spend the budget.
 """
 from __future__ import annotations
 
+import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from optuna.trial import TrialState
 from nas.data import InputSpec
 from nas.errors import InvalidArchitectureError, NasError
 from nas.proxies import get_proxy, parse_proxy_spec, proxy_class
+from nas.proxies.ensemble import ReferenceRanks
 from nas.scoring import Scorer, proxy_label
 from nas.store import ScoreStore
 from nas.strategies.ledger import CLAIM, Claim, Ledger, claim_of
@@ -95,6 +98,10 @@ def parse_objectives(objectives: str | None, proxy: str | None) -> list[Objectiv
     return out
 
 
+def _score_or_nan(result: Any) -> float:
+    return float(result.score) if result is not None and result.status == "ok" else math.nan
+
+
 class ScoreFailed(Exception):
     """An architecture whose score could not be computed (NaN, infinite, an exception)."""
 
@@ -106,7 +113,8 @@ class ProxyObjective:
     in the study's ledger (waiting for lower-numbered trials to claim first); a repeated
     architecture gets the stored value without spending the budget; a new one is scored through
     the score store. :meth:`values` turns scores into objective values and is the method to
-    override for other objectives (e.g. an ensemble of proxies).
+    override for other objectives. An ensemble objective ranks each architecture's component
+    scores against a fixed reference sample of the space (scored once, through the store).
 
     ``stop_reason`` is set when this worker should stop: the budget is claimed, or the sampler
     proposed ``max_repeats`` repeated architectures in a row (it has converged).
@@ -127,14 +135,13 @@ class ProxyObjective:
         self.wait_timeout = wait_timeout
         self.num_classes = num_classes or inputs.info.num_classes
         self.proxies = [get_proxy(o.name, **dict(o.params)) for o in self.objectives if not o.cost]
-        population = [proxy_label(p) for p in self.proxies if getattr(p, "population", False)]
-        if population and type(self).values is ProxyObjective.values:
-            raise NasError(f"{population[0]} ranks a population of architectures, which this objective "
-                           f"cannot do one trial at a time; override ProxyObjective.values for it")
         # the scorer scores per network: an ensemble's components, each once
         self.scorer = (Scorer(space, self.proxies, inputs, seed=score_seed, num_classes=self.num_classes)
                        if self.proxies else None)
         self.store = store if store is not None else ScoreStore()
+        self.score_seed = score_seed
+        self._by_label = {proxy_label(p): p for p in self.proxies}
+        self._rankers: dict[str, ReferenceRanks] = {}
         self.stop_reason: str | None = None
         self.evaluated = 0      # evaluations this process made
         self.store_hits = 0     # of which scores came from the store
@@ -185,12 +192,45 @@ class ProxyObjective:
                 out.append(float(self.space.num_params(arch, self.num_classes)))
             elif objective.name == "flops" and objective.cost:
                 out.append(float(self.space.flops(arch, self.num_classes, self.inputs.info.input_size)))
+            elif self._by_label[objective.label].population:
+                out.append(self._ensemble_value(self._by_label[objective.label], scores))
             else:
                 result = scores[objective.label]
                 if result.status != "ok":
                     raise ScoreFailed(f"{objective.label}: {result.reason or 'failed'}")
                 out.append(float(result.score))
         return tuple(out)
+
+    # -- ensembles: ranks against a fixed reference sample ---------------------------------------
+    def prepare(self, progress: bool = False) -> None:
+        """Score the reference samples of ensemble objectives now (once per protocol: the scores
+        are stored), e.g. in the parent process before workers start."""
+        for proxy in self.proxies:
+            if proxy.population:
+                self._reference_ranks(proxy, progress)
+
+    def _reference_ranks(self, ensemble: Any, progress: bool = False) -> ReferenceRanks:
+        label = proxy_label(ensemble)
+        if label not in self._rankers:
+            from nas.scoring import score_many, select_archs
+
+            archs = select_archs(self.space, ensemble.params["reference"], self.score_seed)
+            scorer = Scorer(self.space, ensemble.components, self.inputs, seed=self.score_seed,
+                            num_classes=self.num_classes)
+            if progress:
+                print(f"{label}: scoring its reference sample of {len(archs)} {self.space.name} "
+                      f"architectures (seed {self.score_seed}; stored, so only once)", file=sys.stderr)
+            scores = score_many(scorer, archs, self.store, progress=progress)
+            keys = [self.space.key(a) for a in archs]
+            columns = [[_score_or_nan(scores[c.label()].get(k)) for k in keys] for c in ensemble.components]
+            self._rankers[label] = ReferenceRanks(columns, [c.higher_is_better for c in ensemble.components])
+        return self._rankers[label]
+
+    def _ensemble_value(self, ensemble: Any, scores: dict[str, Any]) -> float:
+        values = [_score_or_nan(scores.get(c.label())) for c in ensemble.components]
+        if all(math.isnan(v) for v in values):
+            raise ScoreFailed(f"{proxy_label(ensemble)}: every component failed")
+        return self._reference_ranks(ensemble)(values)
 
     # -- one trial -------------------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:

@@ -293,6 +293,7 @@ def run_search(config: SearchConfig, options: RunOptions, progress: bool = False
     start = time.perf_counter()
     study = open_study(config, options)
     ScoreStore(options.store)  # create its tables once, before workers open it at the same time
+    _prepare_objective(config, options, progress)
     recover(study)
     ledger = Ledger.read(study)
     bar = _Progress(progress, options.trials, len(ledger.evaluations()), config.labels[0], config.directions)
@@ -329,6 +330,20 @@ def run_search(config: SearchConfig, options: RunOptions, progress: bool = False
                   + (f" ({'; '.join(killed)})" if killed else "") + "; rerun to resume")
     return _summary(study, config, options, time.perf_counter() - start, reason, interrupted,
                     sum(r.get("store_hits", 0) for r in results))
+
+
+def _prepare_objective(config: SearchConfig, options: RunOptions, progress: bool) -> None:
+    """Work every worker would otherwise repeat: an ensemble's reference sample."""
+    from nas.proxies import proxy_class
+    from nas.searchspaces import get_space
+    from nas.store import ScoreStore
+
+    if not any(not o.cost and proxy_class(o.name).population for o in config.objectives):
+        return
+    objective = ProxyObjective(get_space(config.space), config.objectives, config.inputs, budget=options.trials,
+                               store=ScoreStore(options.store), score_seed=config.score_seed,
+                               num_classes=config.num_classes)
+    objective.prepare(progress)
 
 
 def _run_processes(config: SearchConfig, options: RunOptions, existing: int, workers: int, study: Any,

@@ -131,3 +131,31 @@ def test_lower_is_better_components_are_flipped(tmp_path):
     for key, result in out["ensemble(params,_two_ensemble_test)"].items():
         r = sorted(s.score for s in out["params"].values()).index(out["params"][key].score) + 1
         assert result.score == pytest.approx(math.log(r / n) + math.log((n + 1 - r) / n))
+
+
+def test_a_search_ranks_an_ensemble_against_its_reference_sample(tmp_path, one_torch_thread):
+    from nas.scoring import select_archs
+    from nas.strategies import RunOptions, SearchConfig, parse_objectives, run_search
+    from nas.strategies.objective import ProxyObjective
+
+    space = get_space("nats-tss")
+    inputs = InputSpec("gaussian", "cifar10", batch_size=4, seed=0)
+    store = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}")
+    spec = "ensemble(params,flops,reference=12)"
+    objective = ProxyObjective(space, parse_objectives(None, spec), inputs, budget=5, store=store)
+    assert objective.directions == ["maximize"]
+    objective.prepare()
+    reference = select_archs(space, 12, 0)                 # the score seed draws the reference
+    params = [float(space.num_params(a, 10)) for a in reference]
+    flops = [float(space.flops(a, 10, 32)) for a in reference]
+    ranks = ReferenceRanks([params, flops], [True, True])
+    arch = space.from_index(9930)
+    value, = objective.values(arch, objective.scores(arch))
+    assert value == pytest.approx(ranks([space.num_params(arch, 10), space.flops(arch, 10, 32)]))
+    # the same architecture gets the same value whatever else was scored since
+    objective.values(space.from_index(1), objective.scores(space.from_index(1)))
+    assert objective.values(arch, objective.scores(arch)) == (value,)
+
+    config = SearchConfig("nats-tss", tuple(parse_objectives(None, spec)), sampler="random", inputs=inputs)
+    run = run_search(config, RunOptions(trials=6, store=store.url))
+    assert run.complete and len(run.evaluations) == 6
