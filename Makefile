@@ -38,7 +38,7 @@ bench: setup
 # Search quality over seeds: the accuracy of the cell chosen after 100 unique evaluations (long).
 bench-search: setup
 	$(PY) scripts/bench_search.py --data cifar10:$(SHARED)/cifar10/cifar-10-batches-py \
-		--accuracy-csv $(SHARED)/nb201/nb201_accuracies.csv --proxies near --samplers random,tpe,evolution \
+		--accuracy-csv $(SHARED)/nb201/nb201_accuracies.csv --proxies near,ensemble --samplers random,tpe,evolution \
 		--seeds 10 --evaluations 100 --json bench_search.json
 
 # Regenerates docs/results.md (resumable: scores go to the store; rerun to go on).
