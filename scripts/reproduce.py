@@ -267,7 +267,10 @@ def section_reference(records: list[dict[str, Any]], peers: dict[str, tuple[floa
         if not r:
             continue
         theirs = peers.get(label)
-        diff = fmt(r["kendall_tau"] - theirs[0]) if theirs and r["kendall_tau"] is not None else "–"
+        diff = "–"
+        if theirs and r["kendall_tau"] is not None:
+            gap = r["kendall_tau"] - theirs[0]
+            diff = f"{gap:+.3f}" + (" (over 0.05)" if abs(gap) > 0.05 else "")
         peer_text = f"{theirs[0]:.3f} ({theirs[1]})" if theirs else "–"
         name = label + (" (AZ-NAS column)" if label == "ensemble" else "")
         lines.append(f"| `{name}` | {r['n']:,} | {tau_cell(r)} | {peer_text} | {diff} |")
@@ -308,7 +311,10 @@ def section_unique(records: list[dict[str, Any]], total: int) -> list[str]:
         cells = []
         for i, d in enumerate(TSS_DATASETS):
             mine = by(records, d).get(label)
-            cells.append(f"{fmt(mine and mine['kendall_tau'])} / {fmt(pub[i]) if pub else '–'}")
+            text = f"{fmt(mine and mine['kendall_tau'])} / {fmt(pub[i]) if pub else '–'}"
+            if pub and mine and mine["kendall_tau"] is not None and abs(mine["kendall_tau"] - pub[i]) > 0.05:
+                text += " (over 0.05)"
+            cells.append(text)
         name = label + (" (vs VKDNW_agg)" if label == "ensemble" else "")
         lines.append(f"| `{name}` | {coverage_note(r, total)} | " + " | ".join(cells) + " |")
     return lines + [""]
