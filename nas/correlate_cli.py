@@ -81,6 +81,7 @@ def _datasets(text: str | None) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.benchmarks import open_table
+    from nas.cli import _read_archs
     from nas.correlate import check_combinations, correlate, select_population
     from nas.data import parse_data_arg
     from nas.proxies import get_proxy, parse_proxy_spec
@@ -156,12 +157,6 @@ def run(args: argparse.Namespace) -> int:
           + (f"; wrote {args.json}" if args.json else "")
           + (f"; report {report_path}" if report_path else ""))
     return 0
-
-
-def _read_archs(text: str | None):
-    from nas.cli import _read_archs as read
-
-    return read(text)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
