@@ -202,18 +202,22 @@ def tau_by_label(records: list[dict[str, Any]], dataset: str) -> dict[str, dict[
     return {r["proxy"]: r for r in records if r["dataset"] == dataset}
 
 
-def peer_taus(shared: Path) -> dict[str, tuple[float, int]]:
-    """Kendall tau-b of the authors' code on the 500 reference cells against CIFAR-10 test."""
+def peer_taus(shared: Path, scored: dict[str, set[int]]) -> dict[str, tuple[float, int]]:
+    """Kendall tau-b of the authors' code against CIFAR-10 test on the reference cells that our
+    label has scored too (``scored[label]``: official indices), so both sides see the same cells."""
     from scipy.stats import kendalltau
 
     with open(shared / "reference" / "peer_scores_nb201_500.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    acc = np.array([float(r["cifar10_test_200ep"]) for r in rows])
     out = {}
     for label, column in PEER_COLUMNS.items():
-        values = np.array([float(r[column]) if r[column] not in ("", "nan") else math.nan for r in rows])
-        ok = np.isfinite(values)
-        out[label] = (float(kendalltau(values[ok], acc[ok]).statistic), int(ok.sum()))
+        mine = scored.get(label, set())
+        pairs = [(float(r[column]), float(r["cifar10_test_200ep"])) for r in rows
+                 if int(r["index"]) in mine and r[column] not in ("", "nan")]
+        pairs = [(v, a) for v, a in pairs if math.isfinite(v)]
+        if len(pairs) >= 3:
+            values, acc = np.array(pairs).T
+            out[label] = (float(kendalltau(values, acc).statistic), len(pairs))
     return out
 
 
@@ -259,6 +263,8 @@ def section_reference(records: list[dict[str, Any]], peers: dict[str, tuple[floa
     lines = ["## NATS-TSS: the 500 reference cells, ours beside the authors' code", "",
              "Cells: `numpy.random.default_rng(0).choice(15625, 500, replace=False)`, the cells of "
              "`peer_scores_nb201_500.csv`, whose authors'-code scores were measured on this machine kind. "
+             "Both sides are computed on the same cells: those our proxy has scored (`n`; the authors' "
+             "grasp and fisher cover only the first 100). "
              "Kendall tau-b against CIFAR-10 test accuracy (200 epochs) with a 95% bootstrap interval. "
              "The authors' `ensemble` column is AZ-NAS (its own four proxies, its own Gaussian-input protocol).", "",
              "| proxy | n | ours | authors' code (n) | ours - theirs |", "|---|---|---|---|---|"]
@@ -353,7 +359,11 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     ref = stage["tss-ref500"]
     ref_scores = stored_scores("nats-tss", ref.archs, inputs, store)
     ref_records = correlate_population("nats-tss", ref.archs, ref_scores, tss_table, TSS_DATASETS, "test", 200, resamples)
-    sections += section_reference(ref_records, peer_taus(shared))
+    tss = get_space("nats-tss")
+    index_of = {tss.key(a): tss.index_of(a) for a in ref.archs}
+    scored = {label: {index_of[k] for k, r in by_key.items() if r.status == "ok"}
+              for label, by_key in ref_scores.items()}
+    sections += section_reference(ref_records, peer_taus(shared, scored))
 
     log("correlating the 1,000-cell sample")
     sample = stage["tss-sample1000"]
@@ -366,7 +376,6 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
         "Published figures use other cell sets (see the notes below).", sample_records, TSS_DATASETS, len(sample.archs))
 
     log("correlating all 15,625 cells")
-    tss = get_space("nats-tss")
     every = list(tss)
     all_scores = stored_scores("nats-tss", every, inputs, store)
     for split in ("test", "valid"):
