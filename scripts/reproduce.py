@@ -198,10 +198,6 @@ def correlate_population(space_name: str, archs: list[Any], scores: dict[str, di
     return records
 
 
-def tau_by_label(records: list[dict[str, Any]], dataset: str) -> dict[str, dict[str, Any]]:
-    return {r["proxy"]: r for r in records if r["dataset"] == dataset}
-
-
 def peer_taus(shared: Path, scored: dict[str, set[int]]) -> dict[str, tuple[float, int]]:
     """Kendall tau-b of the authors' code against CIFAR-10 test on the reference cells that our
     label has scored too (``scored[label]``: official indices), so both sides see the same cells."""
@@ -238,9 +234,10 @@ def by(records: list[dict[str, Any]], dataset: str) -> dict[str, dict[str, Any]]
 
 
 def ordered_labels(records: list[dict[str, Any]]) -> list[str]:
+    """Labels in the order of ALL then ENSEMBLES, then any others as they come."""
     seen = dict.fromkeys(r["proxy"] for r in records)
-    return [l for l in ALL + [e if e != "ensemble" else "ensemble" for e in ENSEMBLES] if l in seen] + \
-        [l for l in seen if l not in ALL and l not in ENSEMBLES]
+    known = [label for label in ALL + ENSEMBLES if label in seen]
+    return known + [label for label in seen if label not in known]
 
 
 def coverage_note(record: dict[str, Any] | None, total: int) -> str:
@@ -255,6 +252,10 @@ def published_c10(label: str) -> str:
         parts.append(f"{VKDNW[label][0]:.3f} (VKDNW, 9,445 unique)")
     if label in PUBLISHED_OTHER:
         parts.append(f"{PUBLISHED_OTHER[label][0][0]:.3f} ({PUBLISHED_OTHER[label][1].split(',')[0]})")
+    if label in ZC_SPEARMAN:  # Spearman, not tau: compare with our rho column
+        parts.append(f"rho {ZC_SPEARMAN[label][0]:.3f} (Zero-Cost Proxies notebook, all 15,625)")
+    if label == "meco":
+        parts.append(f"rho {MECO_SPEARMAN[0]:.3f} (MeCo paper)")
     return "; ".join(parts) or "–"
 
 
