@@ -2,6 +2,7 @@
 
     make reproduce                     # = python scripts/reproduce.py --shared ../shared/data
     python scripts/reproduce.py --minutes 60 --workers 2   # score for an hour, then write results
+    python scripts/reproduce.py --stages tss-all-cheap --proxies near,params   # one proxy first
 
 Protocol (the same for every score, so every command shares the store): proxies score each
 network right after ``torch.manual_seed(0)`` on one batch of 64 real CIFAR-10 training images
@@ -458,6 +459,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="scoring processes (default 2)")
     parser.add_argument("--minutes", type=float, help="stop scoring after this many minutes, then write results")
     parser.add_argument("--stages", help="comma-separated stage names to score (default: all, in order)")
+    parser.add_argument("--proxies", help="comma-separated: score only these of each stage's proxies "
+                        "(e.g. near first on the whole space)")
     parser.add_argument("--no-score", action="store_true", help="only write results from stored scores")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of tau (default 1000)")
@@ -488,6 +491,16 @@ def main() -> int:
         plan_to_score = [s for s in plan if s.name in wanted]
     else:
         plan_to_score = plan
+    if args.proxies:
+        only = args.proxies.split(",")
+        unknown = set(only) - set(ALL)
+        if unknown:
+            print(f"reproduce: error: unknown proxy(ies) {', '.join(sorted(unknown))}; expected {', '.join(ALL)}",
+                  file=sys.stderr)
+            return 2
+        plan_to_score = [Stage(s.name, s.space_name, s.archs, [p for p in s.proxies if p in only])
+                         for s in plan_to_score]
+        plan_to_score = [s for s in plan_to_score if s.proxies]
     log(f"store {store.url}; inputs {inputs.source}:{inputs.path} batch 64 seed 0")
     if not args.no_score:
         deadline = started + 60 * args.minutes if args.minutes else None
