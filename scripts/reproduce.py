@@ -199,22 +199,30 @@ def correlate_population(space_name: str, archs: list[Any], scores: dict[str, di
     return records
 
 
-def peer_taus(shared: Path, scored: dict[str, set[int]]) -> dict[str, tuple[float, int]]:
-    """Kendall tau-b of the authors' code against CIFAR-10 test on the reference cells that our
-    label has scored too (``scored[label]``: official indices), so both sides see the same cells."""
-    from scipy.stats import kendalltau
+class Peer:
+    """The authors' code on the cells both sides scored: its Kendall tau-b against CIFAR-10 test,
+    ours on the same cells, and the Spearman rho between its scores and ours, cell by cell."""
+
+    def __init__(self, tau: float, ours_tau: float, agreement: float, n: int) -> None:
+        self.tau, self.ours_tau, self.agreement, self.n = tau, ours_tau, agreement, n
+
+
+def peer_results(shared: Path, scored: dict[str, dict[int, float]]) -> dict[str, Peer]:
+    """``scored[label]``: our finite scores by official index; both sides see the same cells."""
+    from scipy.stats import kendalltau, spearmanr
 
     with open(shared / "reference" / "peer_scores_nb201_500.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     out = {}
     for label, column in PEER_COLUMNS.items():
-        mine = scored.get(label, set())
-        pairs = [(float(r[column]), float(r["cifar10_test_200ep"])) for r in rows
-                 if int(r["index"]) in mine and r[column] not in ("", "nan")]
-        pairs = [(v, a) for v, a in pairs if math.isfinite(v)]
-        if len(pairs) >= 3:
-            values, acc = np.array(pairs).T
-            out[label] = (float(kendalltau(values, acc).statistic), len(pairs))
+        mine = scored.get(label, {})
+        triples = [(float(r[column]), mine[int(r["index"])], float(r["cifar10_test_200ep"])) for r in rows
+                   if int(r["index"]) in mine and r[column] not in ("", "nan")]
+        triples = [t for t in triples if math.isfinite(t[0])]
+        if len(triples) >= 3:
+            theirs, ours, acc = np.array(triples).T
+            out[label] = Peer(float(kendalltau(theirs, acc).statistic), float(kendalltau(ours, acc).statistic),
+                              float(spearmanr(theirs, ours).statistic), len(triples))
     return out
 
 
@@ -260,16 +268,19 @@ def published_c10(label: str) -> str:
     return "; ".join(parts) or "–"
 
 
-def section_reference(records: list[dict[str, Any]], peers: dict[str, tuple[float, int]]) -> list[str]:
+def section_reference(records: list[dict[str, Any]], peers: dict[str, Peer]) -> list[str]:
     rows = by(records, "cifar10")
     lines = ["## NATS-TSS: the 500 reference cells, ours beside the authors' code", "",
              "Cells: `numpy.random.default_rng(0).choice(15625, 500, replace=False)`, the cells of "
              "`peer_scores_nb201_500.csv`, whose authors'-code scores were measured on this machine kind. "
-             "Both sides are computed on the same cells: those our proxy has scored (`n`; the authors' "
-             "grasp and fisher cover only the first 100). "
-             "Kendall tau-b against CIFAR-10 test accuracy (200 epochs) with a 95% bootstrap interval. "
-             "The authors' `ensemble` column is AZ-NAS (its own four proxies, its own Gaussian-input protocol).", "",
-             "| proxy | n | ours | authors' code (n) | ours - theirs |", "|---|---|---|---|---|"]
+             "`ours` is over the cells our proxy has scored (`n`); the difference and the agreement are over "
+             "the cells both sides scored (the authors' grasp and fisher cover only the first 100). "
+             "Kendall tau-b against CIFAR-10 test accuracy (200 epochs) with a 95% bootstrap interval, and "
+             "the Spearman rho between our scores and the authors' on those cells (the agreement cell by cell). "
+             "The authors' `ensemble` column is AZ-NAS (its own four proxies, its own Gaussian-input protocol); "
+             "their NASWOT is the AZ-NAS repository's, on Gaussian inputs.", "",
+             "| proxy | n | ours | authors' code (n) | ours - theirs | Spearman ours vs theirs |",
+             "|---|---|---|---|---|---|"]
     for label in ordered_labels(records):
         r = rows.get(label)
         if not r:
@@ -277,11 +288,14 @@ def section_reference(records: list[dict[str, Any]], peers: dict[str, tuple[floa
         theirs = peers.get(label)
         diff = "–"
         if theirs and r["kendall_tau"] is not None:
-            gap = r["kendall_tau"] - theirs[0]
+            gap = theirs.ours_tau - theirs.tau  # both on the same cells
             diff = f"{gap:+.3f}" + (" (over 0.05)" if abs(gap) > 0.05 else "")
-        peer_text = f"{theirs[0]:.3f} ({theirs[1]})" if theirs else "–"
+            if theirs.n != r["n"]:
+                diff += f" (ours on those {theirs.n}: {theirs.ours_tau:.3f})"
+        peer_text = f"{theirs.tau:.3f} ({theirs.n})" if theirs else "–"
+        agreement = fmt(theirs.agreement) if theirs and label != "ensemble" else "–"
         name = label + (" (AZ-NAS column)" if label == "ensemble" else "")
-        lines.append(f"| `{name}` | {r['n']:,} | {tau_cell(r)} | {peer_text} | {diff} |")
+        lines.append(f"| `{name}` | {r['n']:,} | {tau_cell(r)} | {peer_text} | {diff} | {agreement} |")
     return lines + [""]
 
 
@@ -363,9 +377,10 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     ref_records = correlate_population("nats-tss", ref.archs, ref_scores, tss_table, TSS_DATASETS, "test", 200, resamples)
     tss = get_space("nats-tss")
     index_of = {tss.key(a): tss.index_of(a) for a in ref.archs}
-    scored = {label: {index_of[k] for k, r in by_key.items() if r.status == "ok"}
+    scored = {label: {index_of[k]: float(r.score) for k, r in by_key.items()
+                      if r.status == "ok" and math.isfinite(float(r.score))}
               for label, by_key in ref_scores.items()}
-    sections += section_reference(ref_records, peer_taus(shared, scored))
+    sections += section_reference(ref_records, peer_results(shared, scored))
 
     log("correlating the 1,000-cell sample")
     sample = stage["tss-sample1000"]
