@@ -390,7 +390,10 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     sections += section_table(
         "NATS-TSS: 1,000 cells drawn with a fixed seed", "Cells: `nas.scoring.select_archs(space, 1000, seed=0)` "
         "(`numpy.random.default_rng(0).choice(15625, 1000, replace=False)`). Test accuracy, 200 epochs. "
-        "Published figures use other cell sets (see the notes below).", sample_records, TSS_DATASETS, len(sample.archs))
+        "Published figures use other cell sets (see the notes below). Plots of the proxies that scored every "
+        "cell (score against accuracy, by rank and by value; proxy-proxy Spearman; top-k precision): "
+        "[figures/tss-sample1000/report.md](figures/tss-sample1000/report.md).", sample_records, TSS_DATASETS,
+        len(sample.archs))
 
     log("correlating all 15,625 cells")
     every = list(tss)
