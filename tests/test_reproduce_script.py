@@ -1,0 +1,62 @@
+"""The reproduction script's comparison with the authors' code: both sides on the same cells."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau, spearmanr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce_script", ROOT / "scripts" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_reference(folder: Path, rows: list[dict[str, str]]) -> Path:
+    (folder / "reference").mkdir()
+    with open(folder / "reference" / "peer_scores_nb201_500.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def test_peer_results_compare_on_the_cells_both_sides_scored(reproduce, tmp_path):
+    rng = np.random.default_rng(3)
+    acc = rng.normal(90, 2, 40)
+    theirs = acc + rng.normal(0, 1, 40)
+    # The authors scored grasp on the first 20 cells only (the reference file's grasp and fisher).
+    rows = [{"index": str(i), "cifar10_test_200ep": f"{acc[i]:.6f}", "grasp": f"{theirs[i]:.6f}" if i < 20 else ""}
+            for i in range(40)]
+    shared = write_reference(tmp_path, rows)
+    ours = {i: float(acc[i] + rng.normal(0, 3)) for i in range(40) if i != 5}  # one failed on our side
+    peer = reproduce.peer_results(shared, {"grasp": ours})["grasp"]
+
+    both = [i for i in range(20) if i != 5]
+    assert peer.n == len(both) == 19
+    assert peer.tau == pytest.approx(kendalltau(theirs[both], acc[both]).statistic)
+    assert peer.ours_tau == pytest.approx(kendalltau([ours[i] for i in both], acc[both]).statistic)
+    assert peer.agreement == pytest.approx(spearmanr(theirs[both], [ours[i] for i in both]).statistic)
+    # Ours over all 39 scored cells differs from ours on the 19 shared ones: the gap uses the latter.
+    all_ours = kendalltau([ours[i] for i in sorted(ours)], acc[sorted(ours)]).statistic
+    assert not math.isclose(all_ours, peer.ours_tau)
+
+
+def test_reference_table_reports_the_same_cell_gap(reproduce):
+    record = {"proxy": "grasp", "dataset": "cifar10", "n": 39, "kendall_tau": 0.5, "kendall_tau_ci": [0.4, 0.6]}
+    peer = reproduce.Peer(tau=0.30, ours_tau=0.36, agreement=0.9, n=19)
+    lines = reproduce.section_reference([record], {"grasp": peer})
+    row = next(line for line in lines if line.startswith("| `grasp`"))
+    assert "+0.060 (over 0.05) (ours on those 19: 0.360)" in row
+    assert row.endswith("| 0.900 |")
