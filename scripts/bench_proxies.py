@@ -20,6 +20,7 @@ import argparse
 import copy
 import csv
 import json
+import os
 import statistics
 import time
 
@@ -49,7 +50,7 @@ REFERENCE_COLUMNS = {
 
 
 def reference_ratios(path: str, cells: np.ndarray, times: dict[str, list[float]]) -> dict[str, tuple[float, float, int]]:
-    """Per label: (our median s, median over cells of ours / theirs, cells with a timing of theirs)."""
+    """Per label: (the authors' median s, median over cells of ours / theirs, cells with a timing of theirs)."""
     with open(path, newline="") as f:
         rows = {int(row["index"]): row for row in csv.DictReader(f)}
     out = {}
@@ -74,6 +75,8 @@ def main() -> None:
     parser.add_argument("--reference", help="peer_scores_nb201_500.csv: compare with the authors' timings")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    if args.reference and not os.path.isfile(args.reference):
+        parser.error(f"--reference {args.reference}: no such file")
     if args.threads:
         torch.set_num_threads(args.threads)
     space = get_space("nats-tss")
