@@ -465,9 +465,9 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     from nas.correlate import correlate
     from nas.report import write_report
 
-    complete = {l: v for l, v in sample_scores.items() if len(v) == len(sample.archs)}
-    if complete:
-        corr = correlate(tss, complete, tss_table, datasets=["cifar10"], split="test", epochs=200,
+    on_every_cell = {label: v for label, v in sample_scores.items() if len(v) == len(sample.archs)}
+    if on_every_cell:
+        corr = correlate(tss, on_every_cell, tss_table, datasets=["cifar10"], split="test", epochs=200,
                          keys=[tss.key(a) for a in sample.archs], resamples=0)
         write_report(corr, figures)
         log(f"wrote the figures of the 1,000-cell sample to {figures}")
