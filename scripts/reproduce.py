@@ -547,4 +547,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # every finished score is already in the store
+        print("\nreproduce: interrupted; the scores so far are stored, rerun to go on", file=sys.stderr)
+        sys.exit(130)
