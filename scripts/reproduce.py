@@ -80,9 +80,14 @@ class Stage:
         self.name, self.space_name, self.archs, self.proxies = name, space_name, archs, proxies
 
 
-def reference_cells(shared: Path) -> list[int]:
+def reference_rows(shared: Path) -> list[dict[str, str]]:
+    """The rows of ``peer_scores_nb201_500.csv``: the authors' code on the 500 reference cells."""
     with open(shared / "reference" / "peer_scores_nb201_500.csv", newline="") as f:
-        return [int(row["index"]) for row in csv.DictReader(f)]
+        return list(csv.DictReader(f))
+
+
+def reference_cells(shared: Path) -> list[int]:
+    return [int(row["index"]) for row in reference_rows(shared)]
 
 
 def nb101_cells(table) -> list[Any]:
@@ -211,8 +216,7 @@ def peer_results(shared: Path, scored: dict[str, dict[int, float]]) -> dict[str,
     """``scored[label]``: our finite scores by official index; both sides see the same cells."""
     from scipy.stats import kendalltau, spearmanr
 
-    with open(shared / "reference" / "peer_scores_nb201_500.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = reference_rows(shared)
     out = {}
     for label, column in PEER_COLUMNS.items():
         mine = scored.get(label, {})
