@@ -48,9 +48,11 @@ far fewer forward passes:
   untouched (they never enter a training-mode output, so scores do not change);
 * image batches run in channels-last memory format (several times faster convolutions and
   pooling on CPU; the values agree with the per-sample path to float32 rounding);
-* each module's block is cut from the first sample's output inside its hook, and the random block
-  starts are drawn from the same generator in the same order as the per-sample protocol (by the
-  sample at which a module completes, then by call order in the forward pass);
+* a hook only copies what the module's block can come from (its first sample when that completes
+  it); after the pass the random block starts are drawn from the same generator in the same order
+  as the per-sample protocol (by the sample at which a module completes, then by call order in the
+  forward pass), in one vectorised ``randint`` call, and the blocks of equal-shape outputs are cut
+  with one gather;
 * the matrices are grouped by shape and their singular values computed in batched calls (float64:
   square roots of the eigenvalues of the smaller Gram matrix).
 
@@ -70,8 +72,9 @@ The generator is ``numpy.random.RandomState(seed)``, or any object with ``randin
 ``permutation`` passed as ``rng`` (``numpy.random`` itself reproduces the official calls on the
 global state: the official regression values are reproduced to 1e-8).
 
-Differences from the official code, all deliberate: ``torch.no_grad()``; inputs are moved to the
-model's device; singular values in float64 by default (``precision="float32"``: an SVD in
+Differences from the official code, all deliberate: no autograd (``torch.inference_mode()`` in
+the fast engine, ``torch.no_grad()`` in the per-sample one); inputs are moved to the model's
+device; singular values in float64 by default (``precision="float32"``: an SVD in
 float32, the official arithmetic); empty outputs and outputs of fewer than 2 dimensions are
 skipped, and 3-D / 5-D outputs are laid out like 4-D ones (positions in reversed axis order,
 channels as columns; the official ``transpose(1, 3)`` fails on 3-D and mixes axes on 5-D
@@ -157,8 +160,35 @@ def _precision(name: str) -> torch.dtype:
 def hooked_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The modules NEAR records, in ``named_modules()`` order: those with a ``weight`` attribute
     and instances of ``torch.nn`` activation classes."""
-    return [(name, module) for name, module in model.named_modules()
-            if hasattr(module, "weight") or isinstance(module, ACTIVATION_TYPES)]
+    return [(name, module) for name, module in _named_modules(model) if _is_hooked(module)]
+
+
+def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``model.named_modules()`` (pre-order, each module once, at its first visit) without its
+    nested generators, which cost milliseconds on a network of a few hundred modules."""
+    out, seen = [], set()
+    stack: list[tuple[str, nn.Module]] = [("", model)]
+    while stack:
+        name, module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        out.append((name, module))
+        prefix = name + "." if name else ""
+        stack.extend(reversed([(prefix + key, child) for key, child in module._modules.items()
+                               if child is not None]))
+    return out
+
+
+def _is_hooked(module: nn.Module) -> bool:
+    """``hasattr(module, "weight") or isinstance(module, ACTIVATION_TYPES)``, without the slow
+    ``nn.Module.__getattr__`` miss for modules that have no weight."""
+    d = module.__dict__
+    if ("weight" in d or "weight" in d.get("_parameters", ()) or "weight" in d.get("_buffers", ())
+            or "weight" in d.get("_modules", ())):
+        return True
+    return (hasattr(type(module), "weight") and hasattr(module, "weight")) \
+        or isinstance(module, ACTIVATION_TYPES)
 
 
 def _first_tensor(output: Any) -> Tensor | None:
@@ -182,18 +212,6 @@ def _batch_rows(outputs: Tensor) -> Tensor:
         return outputs
     order = (0, *range(outputs.dim() - 1, 1, -1), 1)
     return outputs.permute(*order).reshape(-1, outputs.shape[1])
-
-
-def _sample_row_range(sample: Tensor, lo: int, hi: int) -> Tensor:
-    """Rows ``lo:hi`` of :func:`_sample_rows` without laying out the whole sample."""
-    if sample.dim() == 1:
-        return sample.unsqueeze(0)[lo:hi]
-    slowest = sample.shape[-1]
-    inner = sample[0].numel() // slowest  # rows per index of the slowest (last) axis
-    hi = min(hi, inner * slowest)
-    first, last = lo // inner, -(-hi // inner)
-    part = sample.narrow(-1, first, last - first)
-    return _sample_rows(part)[lo - first * inner: hi - first * inner]
 
 
 def _block_start(rng: Any, rows: int, size: int) -> int:
@@ -288,23 +306,28 @@ class _BatchNormMode:
 def _per_sample_forward(bn: nn.Module) -> Callable[[Tensor], Tensor]:
     """BatchNorm with each sample's own statistics: mean and biased variance over its positions,
     then the layer's affine map (exactly BatchNorm in training mode on a batch of one)."""
+    eps = bn.eps
+
     def forward(x: Tensor) -> Tensor:
-        if x.dim() < 3 or x[0, 0].numel() < 2:
+        n, c = x.shape[0], x.shape[1]
+        positions = x.numel() // max(n * c, 1)
+        if x.dim() < 3 or positions < 2:
             raise ValueError(
                 f"{type(bn).__name__} in training mode sees one value per channel per sample "
                 f"(input {tuple(x.shape)}): batch-1 statistics are undefined; use batchnorm='eval'")
-        n, c = x.shape[:2]
         channels_last = x.dim() == 4 and not x.is_contiguous() and \
             x.is_contiguous(memory_format=torch.channels_last)
         if channels_last:   # (N, H*W, C) is a view: reduce over positions, channels stay inner
-            values, axis, shape = x.permute(0, 2, 3, 1).reshape(n, -1, c), 1, (1, 1, c)
+            values, axis, shape = x.permute(0, 2, 3, 1).view(n, positions, c), 1, (c,)
         else:
-            values, axis, shape = x.reshape(n, c, -1), 2, (1, c, 1)
-        centred = values - values.mean(dim=axis, keepdim=True)
-        scale = torch.rsqrt(centred.square().mean(dim=axis, keepdim=True) + bn.eps)
+            values, axis, shape = x.reshape(n, c, positions), 2, (c, 1)
+        centred = values - values.mean(axis, True)
+        scale = centred.square().mean(axis, True).add_(eps).rsqrt_()
         if bn.weight is not None:
-            scale = scale * bn.weight.view(shape)
-        out = centred * scale if bn.bias is None else torch.addcmul(bn.bias.view(shape), centred, scale)
+            scale.mul_(bn.weight.view(shape))
+        out = centred.mul_(scale)
+        if bn.bias is not None:
+            out.add_(bn.bias.view(shape))
         if channels_last:
             return out.view(n, x.shape[2], x.shape[3], c).permute(0, 3, 1, 2)
         return out.view_as(x)
@@ -374,6 +397,26 @@ def _collect_per_sample(model: nn.Module, records: list[_Record], samples: _Samp
 
 
 # -- the fast engine: batches of samples, per-sample BatchNorm ------------------------------------
+def _recorder(rec: _Record, position: list[int]) -> Callable:
+    """A forward hook that only copies what the cutting after the pass needs: nothing once the
+    module is complete, the first sample when it completes the module, every sample otherwise.
+    (Cutting and drawing per call in Python cost more than the forward pass of a small network.)"""
+    seen = [rec.rows]  # rows this module has, counting the first sample of this pass's calls
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        out = output if type(output) is Tensor and output.dim() >= 2 else _first_tensor(output)
+        if out is None or out.numel() == 0:
+            return
+        pos = position[0]
+        position[0] += 1
+        cols = out.shape[1]
+        if seen[0] >= cols:   # complete on the first sample of an earlier call
+            return
+        seen[0] += out[0].numel() // cols
+        rec.calls.append((pos, (out[:1] if seen[0] >= cols else out).detach().clone()))
+    return hook
+
+
 def _collect_batched(model: nn.Module, records: list[_Record], samples: _Samples, rng: Any,
                      first_batch: int, norms: Sequence[nn.Module], batchnorm: str) -> None:
     offset = 0  # samples already fed
@@ -386,58 +429,27 @@ def _collect_batched(model: nn.Module, records: list[_Record], samples: _Samples
         count = len(x)
         position = [0]
         handles = []
-
-        def make_hook(rec: _Record, offset: int = offset, count: int = count,
-                      position: list[int] = position) -> Callable:
-            def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-                out = _first_tensor(output)
-                if out is None:
-                    return
-                pos = position[0]
-                position[0] += 1
-                if rec.done:
-                    return
-                rec.called = True
-                out = out.detach()
-                cols, per_sample = out.shape[1], out[0].numel() // max(out.shape[1], 1)
-                if offset == 0:
-                    # The first sample's rows complete the module during this very call: draw its
-                    # start now, in call order, as the per-sample protocol does on its first pass.
-                    before = sum(o[0].numel() // cols for _, o in rec.calls)
-                    if before + per_sample >= cols:
-                        start = _block_start(rng, before + per_sample, out.shape[-1])
-                        end = start + cols
-                        parts = [_sample_rows(o[0]) for _, o in rec.calls]
-                        if start < before:
-                            head = torch.cat(parts)[start: min(end, before)] if parts else None
-                            tail = _sample_row_range(out[0], 0, max(0, end - before))
-                            rec.matrix = torch.cat([head, tail]) if head is not None else tail
-                        else:
-                            rec.matrix = _sample_row_range(out[0], start - before, end - before)
-                        rec.matrix = rec.matrix.clone()
-                        rec.done = True
-                        rec.calls = []
-                        return
-                rec.calls.append((pos, out[:count].clone()))
-            return hook
-
         try:
             for rec in todo:
                 rec.calls = []
-                handles.append(rec.module.register_forward_hook(make_hook(rec)))
+                handles.append(rec.module.register_forward_hook(_recorder(rec, position)))
             if x.dim() == 4:   # channels-last: much faster convolutions and pooling on CPU
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _BatchNormMode(norms, batchnorm, per_sample=count > 1):
+            # inference mode: no autograd bookkeeping per op (the cutting below runs outside it,
+            # so the matrices it returns are ordinary tensors)
+            with torch.inference_mode(), _BatchNormMode(norms, batchnorm, per_sample=count > 1):
                 model(x)
         finally:
             for handle in handles:
                 handle.remove()
 
-        # Modules that complete after the first sample: find where, then draw in protocol order.
+        # Where each module completes (sample, call), then the block starts drawn in the per-sample
+        # protocol's order: by the sample at which a module completes, then by call order.
         events = []
         for rec in todo:
-            if rec.done or not rec.calls:
+            if not rec.calls:
                 continue
+            rec.called = True
             cols = rec.calls[0][1].shape[1]
             per_call = [o[0].numel() // cols for _, o in rec.calls]
             rec.rows_per_sample, rec.cols = sum(per_call), cols
@@ -454,17 +466,53 @@ def _collect_batched(model: nn.Module, records: list[_Record], samples: _Samples
                 rec.pieces.append(_interleave(rec.calls, count, count - 1, len(rec.calls) - 1))
                 rec.rows += rec.rows_per_sample * count
                 rec.calls = []
-        for _, _, rec, sample, j, reached in sorted(events, key=lambda e: (e[0], e[1])):
-            start = _block_start(rng, reached, rec.calls[j][1].shape[-1])
+        events.sort(key=lambda e: (e[0], e[1]))
+        sizes = [rec.calls[j][1].shape[-1] for _, _, rec, _, j, _ in events]
+        starts = _block_starts(rng, [reached for *_, reached in events], sizes)
+        simple: dict[tuple[int, ...], list[tuple[_Record, int]]] = {}
+        for (_, _, rec, sample, j, _), start in zip(events, starts):
+            if sample == 0 and j == 0 and not rec.pieces:   # one call's first sample: cut below
+                simple.setdefault(tuple(rec.calls[0][1].shape), []).append((rec, start))
+                continue
             rows = torch.cat([*rec.pieces, _interleave(rec.calls, count, sample, j)])
             rec.matrix = rows[start: start + rec.cols]
             rec.pieces, rec.calls, rec.done = [], [], True
+        for members in simple.values():
+            _cut_blocks(members)
 
         offset += count
         todo = [rec for rec in records if rec.called and not rec.done and rec.rows_per_sample > 0]
         if not todo:
             break
         count = max(-(-(rec.cols - rec.rows) // rec.rows_per_sample) for rec in todo)
+
+
+def _block_starts(rng: Any, rows: list[int], sizes: list[int]) -> list[int]:
+    """:func:`_block_start` for several modules in order, with one generator call (numpy's
+    ``randint`` with an array of bounds draws exactly what the scalar calls draw in turn)."""
+    bounds = [r // s - 1 for r, s in zip(rows, sizes)]
+    positive = [b for b in bounds if b > 0]
+    if not positive:
+        return [0] * len(bounds)
+    if isinstance(rng, np.random.RandomState) or rng is np.random:
+        draws = iter(np.asarray(rng.randint(0, np.asarray(positive))).tolist())
+    else:
+        draws = iter([int(rng.randint(0, b)) for b in positive])
+    return [next(draws) * s if b > 0 else 0 for b, s in zip(bounds, sizes)]
+
+
+def _cut_blocks(members: list[tuple[_Record, int]]) -> None:
+    """Each module's rows ``start:start + cols`` of its first sample, for modules whose outputs
+    have one shape: one stack, one layout and one gather for all of them."""
+    first = torch.cat([rec.calls[0][1] for rec, _ in members])   # (G, C, *positions)
+    rows = _batch_rows(first).view(len(members), -1, first.shape[1])  # (G, rows, C)
+    total, cols = rows.shape[1], first.shape[1]
+    starts = torch.tensor([start for _, start in members]).unsqueeze(1)
+    index = (starts + torch.arange(cols)).clamp_(max=total - 1)
+    blocks = rows[torch.arange(len(members)).unsqueeze(1), index]   # (G, cols, C)
+    for (rec, start), block in zip(members, blocks.unbind(0)):
+        rec.matrix = block if start + cols <= total else block[: total - start]
+        rec.calls, rec.done = [], True
 
 
 def _interleave(calls: list[tuple[int, Tensor]], count: int, last_sample: int, last_call: int) -> Tensor:
@@ -487,8 +535,8 @@ def _survey(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], list[nn.Modu
     for the first batched pass (what the widest ``nn.Linear`` needs: a dense output gives one row
     per sample; modules that need more get a second pass)."""
     hooked, norms, widest = [], [], 1
-    for name, module in model.named_modules():
-        if hasattr(module, "weight") or isinstance(module, ACTIVATION_TYPES):
+    for name, module in _named_modules(model):
+        if _is_hooked(module):
             hooked.append((name, module))
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             norms.append(module)
@@ -520,12 +568,11 @@ def activation_matrices(model: nn.Module, data: Tensor | Iterable, rng: Any = No
         widest = module.out_features if isinstance(module, nn.Linear) else 1
     records = [_Record(name, module) for name, module in hooked]
     samples = _Samples(data, order, _model_device(model))
-    with torch.no_grad():
-        if fast:
-            _collect_batched(model, records, samples, rng, widest, norms, batchnorm)
-        else:
-            with _BatchNormMode(norms, batchnorm, per_sample=False):
-                _collect_per_sample(model, records, samples, rng)
+    if fast:
+        _collect_batched(model, records, samples, rng, widest, norms, batchnorm)
+    else:
+        with torch.no_grad(), _BatchNormMode(norms, batchnorm, per_sample=False):
+            _collect_per_sample(model, records, samples, rng)
     out = []
     for rec in records:
         matrix = rec.result()
