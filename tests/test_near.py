@@ -171,6 +171,84 @@ def test_fast_equals_per_sample_with_shared_modules_and_batchnorm(seed):
     np.testing.assert_allclose([r for _, r in short[0]], [r for _, r in short[1]], rtol=1e-5)
 
 
+class InPlace(nn.Module):
+    """Outputs changed in place after their hook ran: an in-place ReLU after a BatchNorm and a
+    residual ``+=`` onto a convolution's output (the fast engine must copy before they happen)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.act = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(6, 6, 1)
+        self.fc = nn.Linear(6, 7)
+
+    def forward(self, x):
+        h = self.act(self.bn(self.conv(x)))
+        out = self.conv2(h)
+        out += h
+        return self.fc(out.mean(dim=(2, 3)))
+
+
+class Odd(nn.Module):
+    """3-D and 5-D activations (laid out like 4-D ones: positions reversed, channels as columns)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seq = nn.Conv1d(2, 5, 3)
+        self.vol = nn.Conv3d(1, 4, 2)
+        self.fc = nn.Linear(4, 6)
+
+    def forward(self, x):
+        a = self.seq(x.flatten(2)[:, :2, :20])
+        v = self.vol(x[:, :1].unsqueeze(1).expand(-1, 1, 3, -1, -1).contiguous().view(len(x), 1, 3, 6, 6))
+        return self.fc(v.mean(dim=(2, 3, 4)) + a.mean(dim=2)[:, :4])
+
+
+@pytest.mark.parametrize("net_class", [InPlace, Odd])
+@pytest.mark.parametrize("seed", [0, 4])
+def test_fast_equals_per_sample_with_in_place_ops_and_other_ranks(net_class, seed):
+    torch.manual_seed(seed)
+    net = net_class().train()
+    x = torch.randn(12, 3, 6, 6)
+    fast = layer_ranks(net, x, np.random.RandomState(seed), fast=True)
+    slow = layer_ranks(net, x, np.random.RandomState(seed), fast=False)
+    assert [n for n, _ in fast] == [n for n, _ in slow] and len(fast) >= 3
+    np.testing.assert_allclose([r for _, r in fast], [r for _, r in slow], rtol=1e-5)
+
+
+def test_block_starts_are_the_protocol_draws_in_order():
+    from nas.proxies.near import _block_start, _block_starts
+
+    rows, sizes = [1024, 16, 64, 10, 256, 3, 64], [32, 16, 8, 1, 16, 5, 8]   # bounds 31, 0, 7, 9, 15, -1, 7
+
+    class Custom:  # any object with randint (scalar bounds only)
+        def __init__(self):
+            self.inner = np.random.RandomState(9)
+
+        def randint(self, low, high):
+            assert np.ndim(high) == 0
+            return self.inner.randint(low, high)
+
+    for make in (lambda: np.random.RandomState(3), Custom):
+        one, many = make(), make()
+        expected = [_block_start(one, r, s) for r, s in zip(rows, sizes)]
+        assert _block_starts(many, rows, sizes) == expected
+        assert one.randint(0, 1000) == many.randint(0, 1000)   # the same draws consumed
+
+
+def test_matrices_are_ordinary_tensors_and_batchnorm_is_restored():
+    torch.manual_seed(0)
+    net = InPlace().train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    for name, m in activation_matrices(net, torch.randn(12, 3, 6, 6)):
+        assert not m.is_inference(), name
+        m.mul_(2.0)   # usable like any tensor
+    assert "forward" not in net.bn.__dict__
+    for k, v in net.state_dict().items():   # running statistics untouched
+        torch.testing.assert_close(v, before[k])
+
+
 @pytest.fixture(scope="module")
 def cifar_batch():
     return load_batch(parse_data_arg(f"cifar10:{require(CIFAR)}", batch_size=64, seed=0))
