@@ -84,6 +84,26 @@ def test_same_protocol_same_score(tmp_path):
     assert a["_sum_of_logits"].score == b["_sum_of_logits"].score != c["_sum_of_logits"].score
 
 
+def test_a_score_does_not_depend_on_the_other_proxies():
+    """A plugin that draws from torch's global RNG scores the same alone and after another one."""
+    space = get_space("nats-tss")
+    arch = space.from_index(77)
+    alone = Scorer(space, [get_proxy("_global_draw")], InputSpec()).score(arch)["_global_draw"]
+    after = Scorer(space, [get_proxy("_sum_of_logits"), get_proxy("_draws_a_lot"), get_proxy("_global_draw")],
+                   InputSpec()).score(arch)["_global_draw"]
+    assert alone.ok and alone.score == after.score
+
+
+@register_proxy("_draws_a_lot", needs=Needs(inputs=False))
+def _draws_a_lot(model, batch):
+    return float(torch.rand(1000).sum())
+
+
+@register_proxy("_global_draw", needs=Needs(inputs=False))
+def _global_draw(model, batch):
+    return float(torch.rand(1)) + float(sum(p.sum() for p in model.parameters()))
+
+
 @register_proxy("_sum_of_logits", needs=Needs(mode="train"))
 def _sum_of_logits(model, batch):
     with torch.no_grad():
