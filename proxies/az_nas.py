@@ -1,0 +1,183 @@
+"""AZ-NAS's three network scores (Lee & Ham, CVPR 2024): expressivity, progressivity and
+trainability, read from the feature maps of a network's blocks at initialisation.
+
+The AZ-NAS score itself is a population score: the sum of the log-ranks of these three and of
+the network's complexity (FLOPs) within the population, registered as ``az_nas`` (our ensemble
+with exactly these components). Each component runs its own forward pass, so ``az_nas`` costs
+about three forward passes and one backward pass per network, where the authors' single call
+shares one forward pass.
+
+Protocol (from the paper's definitions and the authors' NAS-Bench-201 code as the reference file
+``peer_scores_nb201_500.csv`` ran it; no code is taken from it):
+
+- **Blocks**: the stem and every module of ``model.cells`` (on NATS-TSS: 18 feature maps, the
+  stem and the 17 cells, residual reduction blocks included). A network without ``stem`` and
+  ``cells`` is refused with a clear error.
+- **Expressivity** of one feature map ``(B, C, H, W)``: its ``B*H*W`` rows of ``C`` channels are
+  centred; the eigenvalues ``s`` of their covariance (divided by ``B*H*W``) are normalised to
+  ``p = s / sum(s)`` and the block scores ``-sum p log(p + 1e-8)`` (the authors' epsilon). The
+  network's expressivity is the sum over blocks; its **progressivity** is the smallest increase
+  of the block score from one block to the next (``min_l s_l - s_{l-1}``). We compute the
+  covariance and its eigenvalues in float64 (the authors: float32).
+- **Trainability**: for each pair of consecutive blocks (from the last pair down), Rademacher
+  noise ``g_out`` shaped like the later block's output is back-propagated to the earlier
+  block's output (``g_in``); when the later block is spatially smaller ``g_in`` is folded by a
+  pixel unshuffle of the stride; ``M = g_in^T g_out / (B*H*W)`` over the rows of both, and the
+  pair scores ``2 - s - 1/(s + 1e-6)`` with ``s`` the largest singular value of ``M`` (best at
+  ``s = 1``, a block that neither shrinks nor blows up gradients). The network's trainability is
+  the mean over pairs. A block through which the gradient passes unchanged (``g_in == g_out``,
+  e.g. a cell that is only a skip connection) scores ``-inf`` as in the reference, so the
+  network's trainability is ``-inf``: a failed result, ranked last by the ensemble.
+- **Mode**: train (BatchNorm with batch statistics; the reference disables running statistics).
+- **Initialisation** (``init``): ``"kaiming"`` (default, the authors' protocol) re-draws every
+  Conv2d/Linear weight from N(0, 2/fan_in) with its own generator (see
+  :func:`nas.proxies.naswot.kaiming_reinit`); ``"default"`` keeps the network's own weights.
+- **Inputs**: the batch as given; the reference protocol is a Gaussian batch of 64 (our default
+  input spec). The Rademacher noise comes from a generator seeded with ``seed``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nas.errors import NasError
+from nas.proxies.base import Needs, Proxy, register_proxy
+from nas.proxies.ensemble import Ensemble
+from nas.proxies.naswot import check_init, kaiming_reinit
+
+
+def block_features(model: nn.Module, inputs: Tensor) -> list[Tensor]:
+    """The outputs of the stem and of every cell, in order, from one forward pass (kept in the
+    autograd graph when gradients are enabled)."""
+    stem, cells = getattr(model, "stem", None), getattr(model, "cells", None)
+    if not isinstance(stem, nn.Module) or not isinstance(cells, nn.ModuleList):
+        raise NasError("az_nas: the network needs a `stem` module and a `cells` ModuleList "
+                       "(the NATS networks have both)")
+    features: list[Tensor] = []
+
+    def keep(module: nn.Module, args: Any, output: Tensor) -> None:
+        features.append(output)
+
+    handles = [m.register_forward_hook(keep) for m in (stem, *cells)]
+    try:
+        model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if len(features) != 1 + len(cells):
+        raise NasError(f"az_nas: expected {1 + len(cells)} block outputs in one forward pass, "
+                       f"got {len(features)} (blocks called more than once or not at all)")
+    return features
+
+
+def block_expressivity(feature: Tensor) -> float:
+    """Entropy of the normalised eigenvalues of the channel covariance of one feature map."""
+    rows = feature.detach().movedim(1, -1).reshape(-1, feature.shape[1]).to(torch.float64)
+    rows = rows - rows.mean(dim=0, keepdim=True)
+    covariance = rows.T @ rows / rows.shape[0]
+    eigenvalues = torch.linalg.eigvalsh(covariance)
+    p = eigenvalues / eigenvalues.sum()
+    return float(-(p * torch.log(p + 1e-8)).sum())
+
+
+def expressivity_scores(features: list[Tensor]) -> list[float]:
+    return [block_expressivity(f) for f in features]
+
+
+def trainability(features: list[Tensor], generator: torch.Generator) -> float:
+    """Mean over consecutive block pairs of ``2 - s - 1/(s + 1e-6)``, ``s`` the top singular value
+    of the cross-covariance of back-propagated Rademacher noise (see the module docstring)."""
+    scores = []
+    for i in range(len(features) - 1, 0, -1):
+        f_out, f_in = features[i], features[i - 1]
+        g_out = torch.randint(0, 2, f_out.shape, generator=generator).to(f_out.dtype).mul_(2).sub_(1)
+        (g_in,) = torch.autograd.grad(f_out, f_in, grad_outputs=g_out)
+        if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
+            scores.append(-math.inf)
+            continue
+        if g_in.dim() == 4 and g_in.shape[2:] != g_out.shape[2:]:
+            g_in = F.pixel_unshuffle(g_in, g_in.shape[2] // g_out.shape[2])
+        a = g_in.movedim(1, -1).reshape(-1, g_in.shape[1])
+        b = g_out.movedim(1, -1).reshape(-1, g_out.shape[1])
+        top = float(torch.linalg.matrix_norm((a.T @ b) / b.shape[0], ord=2))
+        scores.append(2.0 - top - 1.0 / (top + 1e-6))
+    return sum(scores) / len(scores) if scores else math.nan
+
+
+class _AZComponent(Proxy):
+    version = "1"
+    higher_is_better = True
+    defaults = {"init": "kaiming", "init_seed": None, "seed": 0}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        check_init(self.name, self.params["init"])
+
+    def _prepare(self, model: nn.Module) -> None:
+        if self.params["init"] == "kaiming":
+            kaiming_reinit(model, self.params["init_seed"])
+
+
+@register_proxy("az_expressivity")
+class AZExpressivity(_AZComponent):
+    needs = Needs(inputs=True, labels=False, gradients=False, mode="train")
+    description = "AZ-NAS expressivity: summed entropy of each block's channel-covariance spectrum"
+
+    def score(self, model: nn.Module, batch) -> float:
+        self._prepare(model)
+        with torch.no_grad():
+            return float(sum(expressivity_scores(block_features(model, batch.inputs))))
+
+
+@register_proxy("az_progressivity")
+class AZProgressivity(_AZComponent):
+    needs = Needs(inputs=True, labels=False, gradients=False, mode="train")
+    description = "AZ-NAS progressivity: the smallest block-to-block increase of expressivity"
+
+    def score(self, model: nn.Module, batch) -> float:
+        self._prepare(model)
+        with torch.no_grad():
+            scores = expressivity_scores(block_features(model, batch.inputs))
+        if len(scores) < 2:
+            raise NasError("az_progressivity: needs at least two blocks")
+        return min(b - a for a, b in zip(scores, scores[1:]))
+
+
+@register_proxy("az_trainability")
+class AZTrainability(_AZComponent):
+    needs = Needs(inputs=True, labels=False, gradients=True, mode="train")
+    description = "AZ-NAS trainability: how close block-to-block gradient maps are to norm 1"
+
+    def score(self, model: nn.Module, batch) -> float:
+        self._prepare(model)
+        with torch.enable_grad():
+            features = block_features(model, batch.inputs)
+            generator = torch.Generator().manual_seed(int(self.params["seed"]))
+            return trainability(features, generator)
+
+
+AZ_COMPONENTS = ("az_expressivity", "az_progressivity", "az_trainability", "flops")
+
+
+@register_proxy()
+class AZNAS(Ensemble):
+    """The AZ-NAS score: the sum of the log-ranks of expressivity, progressivity, trainability
+    and complexity (FLOPs) within a population, i.e. ``ensemble`` with these four components."""
+
+    name = "az_nas"
+    defaults = {"proxies": list(AZ_COMPONENTS), "reference": 200}
+    positional = None
+    description = "AZ-NAS (Lee & Ham, CVPR 2024): log-rank sum of its three scores and FLOPs"
+
+    def __init__(self, **params: Any) -> None:
+        if list(params.get("proxies", AZ_COMPONENTS)) != list(AZ_COMPONENTS):
+            raise NasError("az_nas: its components are fixed; combine others with ensemble(...)")
+        super().__init__(**params)
+
+    def label(self) -> str:
+        reference = self.params["reference"]
+        return "az_nas" if reference == self.defaults["reference"] else f"az_nas(reference={reference})"

@@ -1,0 +1,150 @@
+"""AZ-NAS's expressivity, progressivity and trainability: closed forms on hand-made blocks, the
+failure rules, and agreement with the authors' code on real NATS-TSS reference cells."""
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from torch import nn
+
+from conftest import SHARED_DATA, require
+from nas.data import InputSpec, load_batch
+from nas.errors import NasError
+from nas.proxies import evaluate, get_proxy
+from nas.proxies.az_nas import block_expressivity, trainability
+from nas.scoring import build_network
+from nas.searchspaces.nats_tss import NatsTSS
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+REFERENCE = SHARED_DATA / "reference" / "peer_scores_nb201_500.csv"
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
+class Blocks(nn.Module):
+    """A stem and cells, as AZ-NAS reads them."""
+
+    def __init__(self, stem: nn.Module, cells: list[nn.Module]) -> None:
+        super().__init__()
+        self.stem, self.cells = stem, nn.ModuleList(cells)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for cell in self.cells:
+            x = cell(x)
+        return x
+
+
+def identity_conv(channels: int) -> nn.Conv2d:
+    """A stem that passes its input through, inside the autograd graph (it has a weight)."""
+    conv = nn.Conv2d(channels, channels, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.eye(channels).view(channels, channels, 1, 1))
+    return conv
+
+
+def _batch(x):
+    from nas.data import Batch
+    return Batch(x, torch.zeros(len(x), dtype=torch.long), 10, InputSpec())
+
+
+def test_expressivity_closed_forms():
+    # channels uncorrelated with equal variance: p = 1/C, entropy ln C (up to the 1e-8 epsilon)
+    signs = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0],
+                          [1.0, -1.0, -1.0, 1.0]])   # orthogonal, zero-mean columns but the first
+    rows = torch.cat([signs[:, 1:], -signs[:, 1:]])   # 8 rows, 3 orthogonal zero-mean channels
+    feature = rows.T.reshape(1, 3, 2, 4)
+    assert block_expressivity(feature) == pytest.approx(math.log(3), abs=1e-6)
+    # one direction only: entropy 0
+    rank_one = torch.randn(1, 1, 5, 5) * torch.tensor([1.0, -2.0, 0.5]).view(1, 3, 1, 1)
+    assert block_expressivity(rank_one) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_progressivity_and_expressivity_of_hand_made_blocks():
+    torch.manual_seed(0)
+    x = torch.randn(16, 3, 6, 6)
+    keep_first = nn.Conv2d(3, 3, 1, bias=False)
+    with torch.no_grad():
+        keep_first.weight.copy_(torch.diag(torch.tensor([1.0, 0.0, 0.0])).view(3, 3, 1, 1))
+    net = Blocks(nn.Identity(), [keep_first, Scale(2.0)])   # isotropic -> rank one -> rank one
+    batch = _batch(x)
+    iso = block_expressivity(x)
+    expressivity = evaluate(get_proxy("az_expressivity", init="default"), net, batch)
+    assert expressivity.score == pytest.approx(iso, abs=1e-6)   # + 0 + 0
+    progressivity = evaluate(get_proxy("az_progressivity", init="default"), net, batch)
+    assert progressivity.score == pytest.approx(-iso, abs=1e-6)   # the drop from block 0 to 1
+
+
+def test_trainability_of_a_scaling_block_and_the_identity_rule():
+    torch.manual_seed(0)
+    x = torch.randn(64, 4, 16, 16)
+    for factor in (2.0, 0.5):
+        net = Blocks(identity_conv(4), [Scale(factor)])
+        score = evaluate(get_proxy("az_trainability", init="default"), net, _batch(x)).score
+        # M = factor * g^T g / N ~ factor * I: top singular value ~ factor (within sampling noise)
+        assert score == pytest.approx(2 - factor - 1 / factor, abs=0.08)
+    identity = Blocks(identity_conv(4), [Scale(3.0), nn.Identity()])
+    result = evaluate(get_proxy("az_trainability", init="default"), identity, _batch(x))
+    assert not result.ok and "-inf" in result.reason
+
+
+def test_trainability_folds_a_downsampling_block():
+    torch.manual_seed(0)
+    features = []
+    x = torch.randn(8, 2, 8, 8, requires_grad=True)
+    features = [x, nn.functional.avg_pool2d(x, 2)]
+    value = trainability(features, torch.Generator().manual_seed(0))
+    assert math.isfinite(value) and value < 0   # 2 - s - 1/s <= 0 for any s > 0
+
+
+def test_needs_stem_and_cells():
+    with pytest.raises(NasError, match="stem"):
+        get_proxy("az_expressivity").score(nn.Sequential(nn.Conv2d(3, 3, 1)), _batch(torch.randn(2, 3, 4, 4)))
+    with pytest.raises(NasError, match="init"):
+        get_proxy("az_trainability", init="xavier")
+
+
+def test_agreement_with_the_authors_code_on_reference_cells():
+    """Rank agreement with the AZ-NAS repository's scores on the first reference cells (its
+    protocol: Gaussian batch of 64, Kaiming re-initialisation; our draws differ from its)."""
+    with open(require(REFERENCE)) as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: int(r["pos"]))[:16]
+    space = NatsTSS()
+    batch = load_batch(InputSpec(source="gaussian", batch_size=64, seed=0))
+    for name in ("az_expressivity", "az_trainability"):
+        ours, theirs = [], []
+        for row in rows:
+            result = evaluate(get_proxy(name), build_network(space, space.parse(row["arch_str"]), 10, 0), batch)
+            if result.ok and math.isfinite(float(row[name])):
+                ours.append(result.score)
+                theirs.append(float(row[name]))
+        assert len(ours) >= 14
+        assert spearmanr(ours, theirs)[0] > 0.9, name
+
+
+def test_az_nas_is_the_log_rank_sum_of_its_fixed_components():
+    from nas.proxies.ensemble import log_rank_aggregate
+
+    proxy = get_proxy("az_nas")
+    assert proxy.population and proxy.label() == "az_nas"
+    assert [c.label() for c in proxy.components] == ["az_expressivity", "az_progressivity",
+                                                     "az_trainability", "flops"]
+    assert get_proxy("az_nas", reference=50).label() == "az_nas(reference=50)"
+    with pytest.raises(NasError, match="fixed"):
+        get_proxy("az_nas", proxies=["near", "flops"])
+    # a failed (-inf) trainability ranks last, as the reference's -inf does
+    columns = [[3.0, 1.0, 2.0], [0.1, 0.3, 0.2], [float("nan"), -0.5, -0.2], [5.0, 6.0, 7.0]]
+    total = log_rank_aggregate(columns, [True] * 4)
+    np.testing.assert_allclose(total, [3 * np.log(1 / 3), np.log(1 / 3) + 2 * np.log(2 / 3), 2 * np.log(2 / 3)])
