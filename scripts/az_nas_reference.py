@@ -14,7 +14,11 @@ ours and the reference on the same cells; then the AZ-NAS aggregate (sum of log-
 three and FLOPs, within these cells) against the reference ``az_nas`` column, and median seconds
 per cell next to the reference's ``t_az_nas_call`` (one call computes all three there).
 
-Usage: ``python scripts/az_nas_reference.py --cells 500 [--threads 1] [--out cells.csv]``.
+``--second-draw`` also scores each component under another draw of ours (input batch seed 1,
+``init_seed=123``, noise ``seed=1``) and prints how well our two draws agree with each other: the
+agreement to expect from draw noise alone.
+
+Usage: ``python scripts/az_nas_reference.py --cells 500 [--threads 1] [--second-draw] [--out cells.csv]``.
 """
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ def finite_pairs(ours: list[float], theirs: list[float]) -> list[int]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(parser, cells=100)
+    parser.add_argument("--second-draw", action="store_true", help="also score under another draw of ours")
     args = parser.parse_args(argv)
     loaded = load_reference(args)
     if loaded is None:
@@ -56,6 +61,8 @@ def main(argv=None) -> int:
     gaussian = load_batch(InputSpec(source="gaussian", batch_size=64, seed=0))
     proxies = {name: get_proxy(name) for name in COMPONENTS}
     flops = get_proxy("flops")
+    other_batch = load_batch(InputSpec(source="gaussian", batch_size=64, seed=1))
+    others = {name: get_proxy(name, init_seed=123, seed=1) for name in COMPONENTS} if args.second_draw else {}
 
     results: list[dict] = []
     started = time.perf_counter()
@@ -66,6 +73,8 @@ def main(argv=None) -> int:
         for name, proxy in proxies.items():
             result = evaluate(proxy, build_network(space, cell, 10, 0), gaussian)
             out[name], out[f"t_{name}"] = float(result.score), result.seconds
+        for name, proxy in others.items():
+            out[f"{name}_draw2"] = float(evaluate(proxy, build_network(space, cell, 10, 0), other_batch).score)
         out["flops"] = float(evaluate(flops, build_network(space, cell, 10, 0), gaussian).score)
         results.append(out)
         if n % 25 == 0 or n == len(rows):
@@ -85,6 +94,11 @@ def main(argv=None) -> int:
               f"reference {len(bad_theirs)} {bad_theirs[:8]}")
         print(f"  Spearman ours vs reference      {spearmanr(o, t)[0]:.4f}")
         print(f"  Kendall tau vs {TARGET}: ours {kendalltau(o, y)[0]:.4f}   reference {kendalltau(t, y)[0]:.4f}")
+        if others:
+            second = [r[f"{name}_draw2"] for r in results]
+            pair = finite_pairs(ours, second)
+            print(f"  Spearman ours vs our second draw ({len(pair)} cells) "
+                  f"{spearmanr([ours[i] for i in pair], [second[i] for i in pair])[0]:.4f}")
 
     # The aggregate within these cells: a non-finite component ranks last, as in the ensemble.
     columns = [[r[name] if math.isfinite(r[name]) else math.nan for r in results] for name in COMPONENTS]
