@@ -81,9 +81,9 @@ def test_progressivity_and_expressivity_of_hand_made_blocks():
     net = Blocks(nn.Identity(), [keep_first, Scale(2.0)])   # isotropic -> rank one -> rank one
     batch = _batch(x)
     iso = block_expressivity(x)
-    expressivity = evaluate(get_proxy("az_expressivity", init="default"), net, batch)
+    expressivity = evaluate(get_proxy("az_expressivity", init="default", inputs="batch"), net, batch)
     assert expressivity.score == pytest.approx(iso, abs=1e-6)   # + 0 + 0
-    progressivity = evaluate(get_proxy("az_progressivity", init="default"), net, batch)
+    progressivity = evaluate(get_proxy("az_progressivity", init="default", inputs="batch"), net, batch)
     assert progressivity.score == pytest.approx(-iso, abs=1e-6)   # the drop from block 0 to 1
 
 
@@ -92,11 +92,11 @@ def test_trainability_of_a_scaling_block_and_the_identity_rule():
     x = torch.randn(64, 4, 16, 16)
     for factor in (2.0, 0.5):
         net = Blocks(identity_conv(4), [Scale(factor)])
-        score = evaluate(get_proxy("az_trainability", init="default"), net, _batch(x)).score
+        score = evaluate(get_proxy("az_trainability", init="default", inputs="batch"), net, _batch(x)).score
         # M = factor * g^T g / N ~ factor * I: top singular value ~ factor (within sampling noise)
         assert score == pytest.approx(2 - factor - 1 / factor, abs=0.08)
     identity = Blocks(identity_conv(4), [Scale(3.0), nn.Identity()])
-    result = evaluate(get_proxy("az_trainability", init="default"), identity, _batch(x))
+    result = evaluate(get_proxy("az_trainability", init="default", inputs="batch"), identity, _batch(x))
     assert not result.ok and "-inf" in result.reason
 
 
@@ -107,6 +107,19 @@ def test_trainability_folds_a_downsampling_block():
     features = [x, nn.functional.avg_pool2d(x, 2)]
     value = trainability(features, torch.Generator().manual_seed(0))
     assert math.isfinite(value) and value < 0   # 2 - s - 1/s <= 0 for any s > 0
+
+
+def test_gaussian_inputs_by_default():
+    """The authors' protocol: N(0, 1) inputs of the batch's shape, whatever the pixels."""
+    space = NatsTSS()
+    cell = space.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    one, other = _batch(torch.rand(8, 3, 32, 32) * 5), _batch(torch.zeros(8, 3, 32, 32))
+    scores = [evaluate(get_proxy("az_expressivity"), build_network(space, cell, 10, 0), b).score for b in (one, other)]
+    assert scores[0] == scores[1]
+    given = evaluate(get_proxy("az_expressivity", inputs="batch"), build_network(space, cell, 10, 0), one).score
+    assert given != scores[0]
+    with pytest.raises(NasError, match="inputs"):
+        get_proxy("az_progressivity", inputs="images")
 
 
 def test_needs_stem_and_cells():
