@@ -395,7 +395,9 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
                 "minutes (the scores of earlier runs come from the store).", "",
                 "**Protocol.** Every network is built right after `torch.manual_seed(0)` with a 10-class head and "
                 "scored at initialisation on one batch of 64 real CIFAR-10 training images (seed 0, per-dataset "
-                "normalisation). No CIFAR-100 or ImageNet16-120 pixels are available here, so the C100 and IN16 "
+                "normalisation), except where a proxy's own protocol draws its inputs: MeCo (one seeded Gaussian "
+                "image of 1x3x64x64) and the AZ-NAS components (a seeded Gaussian batch of the same shape, the "
+                "authors' protocol). No CIFAR-100 or ImageNet16-120 pixels are available here, so the C100 and IN16 "
                 "columns rank these same scores against those datasets' accuracies. Accuracies: means over the "
                 "recorded seeds, 200 epochs (`nb201_accuracies.csv`; CIFAR-10 test = `cifar10` `ori-test`, "
                 "valid = `cifar10-valid` `x-valid`). Kendall tau-b (scipy), a 95% percentile bootstrap interval "
