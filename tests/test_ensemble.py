@@ -23,7 +23,8 @@ def test_spec_takes_bare_components_and_nested_parameters():
     assert [c.label() for c in proxy.components] == ["near", "nlc(pairs=500)"]
     assert proxy.label() == "ensemble(near,nlc(pairs=500))"
     assert get_proxy("ensemble").label() == "ensemble"
-    assert [c.name for c in get_proxy("ensemble").components] == ["near", "meco_opt", "zico", "flops"]
+    assert [c.name for c in get_proxy("ensemble").components] == ["az_expressivity", "az_progressivity",
+                                                                   "az_trainability", "flops", "meco"]
 
 
 @pytest.mark.parametrize("spec, message", [
