@@ -528,7 +528,8 @@ NOTES = [
     "15,625, NEAR's paper does not state its protocol; the 500- and 1,000-cell tables are random subsets "
     "(their intervals show the sampling error).",
     "- **Inputs differ.** AZ-NAS and VKDNW score Gaussian inputs for some proxies; we use real CIFAR-10 images "
-    "for every proxy. Our C100/IN16 columns use CIFAR-10 inputs with a 10-class head (see the protocol).",
+    "for every proxy except MeCo and the AZ-NAS components, whose authors' protocols draw Gaussian inputs. Our "
+    "C100/IN16 columns use CIFAR-10 inputs with a 10-class head (see the protocol).",
     "- **Spearman vs tau.** The Zero-Cost Proxies notebook and MeCo report Spearman rho, which runs about 0.15-0.2 "
     "above tau on these spaces; compare those with our rho column.",
     "",
