@@ -35,7 +35,7 @@ Protocol (from the paper's definitions and the authors' NAS-Bench-201 code as th
 - **Inputs** (``inputs``): ``"gaussian"`` (default, the authors' NB201 protocol) feeds N(0, 1)
   inputs of the given batch's shape, drawn from a generator seeded with ``seed`` (which then
   draws the Rademacher noise); ``"batch"`` feeds the batch as given. The choice matters: on real
-  CIFAR-10 images progressivity ranks far worse (Kendall tau 0.17 against 0.48 on the 500
+  CIFAR-10 images progressivity ranks far worse (Kendall tau 0.17 against 0.50 on the 500
   reference cells) and agrees with the authors' Gaussian-input scores at Spearman 0.44 only
   (``docs/proxies.md``).
 """
