@@ -11,8 +11,10 @@ Protocol (from the paper's definitions and the authors' NAS-Bench-201 code as th
 ``peer_scores_nb201_500.csv`` ran it; no code is taken from it):
 
 - **Blocks**: the stem and every module of ``model.cells`` (on NATS-TSS: 18 feature maps, the
-  stem and the 17 cells, residual reduction blocks included). A network without ``stem`` and
-  ``cells`` is refused with a clear error.
+  stem and the 17 cells, residual reduction blocks included). On NAS-Bench-101 (our extension:
+  the authors did not run it) the stem and the 9 cell modules of ``model.layers``, the max-pooling
+  between stacks left out, so consecutive blocks across a stack boundary are folded by the pixel
+  unshuffle. Any other network is refused with a clear error.
 - **Expressivity** of one feature map ``(B, C, H, W)``: its ``B*H*W`` rows of ``C`` channels are
   centred; the eigenvalues ``s`` of their covariance (divided by ``B*H*W``) are normalised to
   ``p = s / sum(s)`` and the block scores ``-sum p log(p + 1e-8)`` (the authors' epsilon). The
@@ -54,26 +56,39 @@ from nas.proxies.ensemble import Ensemble
 from nas.proxies.naswot import check_init, kaiming_reinit
 
 
-def block_features(model: nn.Module, inputs: Tensor) -> list[Tensor]:
-    """The outputs of the stem and of every cell, in order, from one forward pass (kept in the
-    autograd graph when gradients are enabled)."""
+_POOLING = (nn.MaxPool2d, nn.AvgPool2d)
+
+
+def blocks(model: nn.Module) -> list[nn.Module]:
+    """The stem, then every module of ``model.cells`` (NATS networks) or, failing that, every
+    module of ``model.layers`` but the pooling layers between stacks (NAS-Bench-101)."""
     stem, cells = getattr(model, "stem", None), getattr(model, "cells", None)
-    if not isinstance(stem, nn.Module) or not isinstance(cells, nn.ModuleList):
-        raise NasError("az_nas: the network needs a `stem` module and a `cells` ModuleList "
-                       "(the NATS networks have both)")
+    if isinstance(stem, nn.Module) and isinstance(cells, nn.ModuleList):
+        return [stem, *cells]
+    layers = getattr(model, "layers", None)
+    if isinstance(stem, nn.Module) and isinstance(layers, (nn.Sequential, nn.ModuleList)):
+        return [stem, *(m for m in layers if not isinstance(m, _POOLING))]
+    raise NasError("az_nas: the network needs a `stem` module and its blocks in `cells` (NATS) or "
+                   "`layers` (NAS-Bench-101)")
+
+
+def block_features(model: nn.Module, inputs: Tensor) -> list[Tensor]:
+    """The outputs of the stem and of every block, in order, from one forward pass (kept in the
+    autograd graph when gradients are enabled)."""
+    parts = blocks(model)
     features: list[Tensor] = []
 
     def keep(module: nn.Module, args: Any, output: Tensor) -> None:
         features.append(output)
 
-    handles = [m.register_forward_hook(keep) for m in (stem, *cells)]
+    handles = [m.register_forward_hook(keep) for m in parts]
     try:
         model(inputs)
     finally:
         for handle in handles:
             handle.remove()
-    if len(features) != 1 + len(cells):
-        raise NasError(f"az_nas: expected {1 + len(cells)} block outputs in one forward pass, "
+    if len(features) != len(parts):
+        raise NasError(f"az_nas: expected {len(parts)} block outputs in one forward pass, "
                        f"got {len(features)} (blocks called more than once or not at all)")
     return features
 

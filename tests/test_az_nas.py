@@ -122,6 +122,22 @@ def test_gaussian_inputs_by_default():
         get_proxy("az_progressivity", inputs="images")
 
 
+def test_nas_bench_101_blocks_skip_the_pooling_between_stacks():
+    from nas.proxies.az_nas import blocks
+    from nas.searchspaces import get_space
+
+    space = get_space("nb101")
+    arch = space.resolve(([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"]))
+    torch.manual_seed(0)
+    net = space.build(arch, 10)
+    parts = blocks(net)
+    assert len(parts) == 1 + 9 and parts[0] is net.stem
+    batch = _batch(torch.randn(4, 3, 32, 32))
+    for name in ("az_expressivity", "az_progressivity", "az_trainability"):
+        result = evaluate(get_proxy(name), net, batch)
+        assert result.ok and math.isfinite(result.score), (name, result.reason)
+
+
 def test_needs_stem_and_cells():
     with pytest.raises(NasError, match="stem"):
         get_proxy("az_expressivity").score(nn.Sequential(nn.Conv2d(3, 3, 1)), _batch(torch.randn(2, 3, 4, 4)))
