@@ -60,3 +60,22 @@ def test_reference_table_reports_the_same_cell_gap(reproduce):
     row = next(line for line in lines if line.startswith("| `grasp`"))
     assert "+0.060 (over 0.05) (ours on those 19: 0.360)" in row
     assert row.endswith("| 0.900 |")
+
+
+def test_holdout_cells_are_outside_the_sample_and_fixed(reproduce):
+    from nas.scoring import select_archs
+    from nas.searchspaces import get_space
+
+    tss = get_space("nats-tss")
+    sample = select_archs(tss, 1000, 0)
+    held = reproduce.holdout_cells(tss, sample)
+    keys, seen = [tss.key(a) for a in held], {tss.key(a) for a in sample}
+    assert len(held) == len(set(keys)) == 500
+    assert not set(keys) & seen
+    first = [int(i) for i in np.random.default_rng(1).permutation(tss.size)[:20]]
+    assert [tss.index_of(a) for a in held[:3]] == [i for i in first if tss.key(tss.from_index(i)) not in seen][:3]
+    # the stage scores every ensemble's components
+    from nas.proxies import get_proxy, parse_proxy_spec
+    for text in reproduce.ENSEMBLES:
+        name, params = parse_proxy_spec(text)[0]
+        assert {c.label() for c in get_proxy(name, **params).components} <= set(reproduce.HOLDOUT)
