@@ -152,6 +152,12 @@ class _AZComponent(Proxy):
             x = torch.randn(x.shape, generator=generator).to(dtype=x.dtype, device=x.device)
         return x, generator
 
+    def _block_scores(self, model: nn.Module, batch) -> list[float]:
+        """Each block's expressivity, from one forward pass without gradients."""
+        x, _ = self._prepare(model, batch)
+        with torch.no_grad():
+            return expressivity_scores(block_features(model, x))
+
 
 @register_proxy("az_expressivity")
 class AZExpressivity(_AZComponent):
@@ -159,9 +165,7 @@ class AZExpressivity(_AZComponent):
     description = "AZ-NAS expressivity: summed entropy of each block's channel-covariance spectrum"
 
     def score(self, model: nn.Module, batch) -> float:
-        x, _ = self._prepare(model, batch)
-        with torch.no_grad():
-            return float(sum(expressivity_scores(block_features(model, x))))
+        return float(sum(self._block_scores(model, batch)))
 
 
 @register_proxy("az_progressivity")
@@ -170,9 +174,7 @@ class AZProgressivity(_AZComponent):
     description = "AZ-NAS progressivity: the smallest block-to-block increase of expressivity"
 
     def score(self, model: nn.Module, batch) -> float:
-        x, _ = self._prepare(model, batch)
-        with torch.no_grad():
-            scores = expressivity_scores(block_features(model, x))
+        scores = self._block_scores(model, batch)
         if len(scores) < 2:
             raise NasError("az_progressivity: needs at least two blocks")
         return min(b - a for a, b in zip(scores, scores[1:]))
