@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from nas.data import Batch, InputSpec, load_batch
-from nas.proxies.base import Proxy, ProxyResult, evaluate, protocol_digest
+from nas.proxies.base import Proxy, ProxyResult, evaluate_together, protocol_digest, shared_groups
 from nas.searchspaces.base import SearchSpace
 
 
@@ -73,11 +73,16 @@ class Scorer:
 
         Each proxy gets its own build of the network: the same initial weights (the same seed)
         and the same global RNG state after them, so a score does not depend on which other
-        proxies ran before it. A build also costs about half a ``copy.deepcopy`` of it."""
+        proxies ran before it. A build also costs about half a ``copy.deepcopy`` of it.
+        Proxies that declare a shared pass (the AZ-NAS components) share one build and one
+        pass, with the scores each would get alone."""
         todo = self.proxies if proxies is None else list(proxies)
-        return {proxy_label(proxy): evaluate(proxy, build_network(self.space, arch, self.num_classes, self.seed),
-                                             self.batch)
-                for proxy in todo}
+        out: dict[str, ProxyResult] = {}
+        for group in shared_groups(todo):
+            model = build_network(self.space, arch, self.num_classes, self.seed)
+            for proxy, result in zip(group, evaluate_together(group, model, self.batch)):
+                out[proxy_label(proxy)] = result
+        return {proxy_label(proxy): out[proxy_label(proxy)] for proxy in todo}
 
 
 # -- many architectures, many processes, one store ---------------------------------------------------

@@ -3,9 +3,10 @@ trainability, read from the feature maps of a network's blocks at initialisation
 
 The AZ-NAS score itself is a population score: the sum of the log-ranks of these three and of
 the network's complexity (FLOPs) within the population, registered as ``az_nas`` (our ensemble
-with exactly these components). Each component runs its own forward pass, so ``az_nas`` costs
-about three forward passes and one backward pass per network, where the authors' single call
-shares one forward pass.
+with exactly these components). The components declare a shared pass, so scoring them together
+(``az_nas``, the default ensemble, ``nas score --proxy az_expressivity,az_trainability``) costs one
+forward and one backward pass per network, as the authors' single call does; each score equals
+the component's alone.
 
 Protocol (from the paper's definitions and the authors' NAS-Bench-201 code as the reference file
 ``peer_scores_nb201_500.csv`` ran it; no code is taken from it):
@@ -142,21 +143,37 @@ class _AZComponent(Proxy):
             raise NasError(f"proxy {self.name}: inputs must be one of {', '.join(_INPUTS)}, "
                            f"got {self.params['inputs']!r}")
 
-    def _prepare(self, model: nn.Module, batch) -> tuple[Tensor, torch.Generator]:
-        """Re-initialise (by default) and return the inputs and the generator of the noise."""
-        if self.params["init"] == "kaiming":
-            kaiming_reinit(model, self.params["init_seed"])
-        generator = torch.Generator().manual_seed(int(self.params["seed"]))
-        x = batch.inputs
-        if self.params["inputs"] == "gaussian":   # the authors' protocol: N(0, 1) of the batch's shape
-            x = torch.randn(x.shape, generator=generator).to(dtype=x.dtype, device=x.device)
-        return x, generator
+    def shared_pass(self):
+        # Components with equal parameters see the same network, inputs and noise: one pass.
+        return shared_pass, (self.version, tuple(sorted(self.params.items())))
 
-    def _block_scores(self, model: nn.Module, batch) -> list[float]:
-        """Each block's expressivity, from one forward pass without gradients."""
-        x, _ = self._prepare(model, batch)
-        with torch.no_grad():
-            return expressivity_scores(block_features(model, x))
+    def score(self, model: nn.Module, batch) -> float:
+        return shared_pass([self], model, batch)[0]
+
+    def from_pass(self, block_scores: list[float], train: float) -> float:
+        """This component's score from the pass's block expressivities and trainability."""
+        raise NotImplementedError
+
+
+def shared_pass(components: list[_AZComponent], model: nn.Module, batch) -> list[float]:
+    """The scores of AZ components with equal parameters from one forward pass (with gradients
+    only when trainability is among them, then one backward pass per block pair): the authors'
+    single call. Each score equals the component's alone: the same re-initialisation, inputs
+    and noise draws (``seed`` draws the inputs first, then the noise)."""
+    params = components[0].params
+    if params["init"] == "kaiming":
+        kaiming_reinit(model, params["init_seed"])
+    generator = torch.Generator().manual_seed(int(params["seed"]))
+    x = batch.inputs
+    if params["inputs"] == "gaussian":   # the authors' protocol: N(0, 1) of the batch's shape
+        x = torch.randn(x.shape, generator=generator).to(dtype=x.dtype, device=x.device)
+    wants_trainability = any(isinstance(c, AZTrainability) for c in components)
+    with torch.enable_grad() if wants_trainability else torch.no_grad():
+        features = block_features(model, x)
+    wants_blocks = any(not isinstance(c, AZTrainability) for c in components)
+    block_scores = expressivity_scores(features) if wants_blocks else []
+    train = trainability(features, generator) if wants_trainability else math.nan
+    return [c.from_pass(block_scores, train) for c in components]
 
 
 @register_proxy("az_expressivity")
@@ -164,8 +181,8 @@ class AZExpressivity(_AZComponent):
     needs = Needs(inputs=True, labels=False, gradients=False, mode="train")
     description = "AZ-NAS expressivity: summed entropy of each block's channel-covariance spectrum"
 
-    def score(self, model: nn.Module, batch) -> float:
-        return float(sum(self._block_scores(model, batch)))
+    def from_pass(self, block_scores: list[float], train: float) -> float:
+        return float(sum(block_scores))
 
 
 @register_proxy("az_progressivity")
@@ -173,11 +190,10 @@ class AZProgressivity(_AZComponent):
     needs = Needs(inputs=True, labels=False, gradients=False, mode="train")
     description = "AZ-NAS progressivity: the smallest block-to-block increase of expressivity"
 
-    def score(self, model: nn.Module, batch) -> float:
-        scores = self._block_scores(model, batch)
-        if len(scores) < 2:
+    def from_pass(self, block_scores: list[float], train: float) -> float:
+        if len(block_scores) < 2:
             raise NasError("az_progressivity: needs at least two blocks")
-        return min(b - a for a, b in zip(scores, scores[1:]))
+        return min(b - a for a, b in zip(block_scores, block_scores[1:]))
 
 
 @register_proxy("az_trainability")
@@ -185,10 +201,9 @@ class AZTrainability(_AZComponent):
     needs = Needs(inputs=True, labels=False, gradients=True, mode="train")
     description = "AZ-NAS trainability: how close block-to-block gradient maps are to norm 1"
 
-    def score(self, model: nn.Module, batch) -> float:
-        x, generator = self._prepare(model, batch)
-        with torch.enable_grad():
-            return trainability(block_features(model, x), generator)
+    def from_pass(self, block_scores: list[float], train: float) -> float:
+        return train
+
 
 AZ_COMPONENTS = ("az_expressivity", "az_progressivity", "az_trainability", "flops")
 

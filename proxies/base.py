@@ -21,7 +21,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable, Sequence
 
 from nas.errors import NasError
 
@@ -66,6 +66,13 @@ class Proxy:
 
     def score(self, model: "nn.Module", batch: "Batch") -> float:
         raise NotImplementedError
+
+    def shared_pass(self) -> tuple[Callable, Hashable] | None:
+        """``(run, key)`` when this proxy's score can come out of a pass shared with other
+        proxies: proxies with equal ``run`` and ``key`` (and the same mode) are scored on one
+        network by one call ``run(proxies, model, batch)``, which returns their scores in order
+        and must equal what each ``score`` returns alone. None (the default): scored alone."""
+        return None
 
     def label(self) -> str:
         """``near`` for default parameters, ``near(repetitions=8)`` otherwise."""
@@ -234,17 +241,40 @@ class ProxyResult:
 def evaluate(proxy: Proxy, model: "nn.Module", batch: "Batch") -> ProxyResult:
     """Run a proxy the way it declared, timing it; NaN, infinite scores and errors become
     failed results with their reason (never a silently ranked number)."""
-    model.train(proxy.needs.mode == "train")
-    if proxy.needs.gradients:
+    return evaluate_together([proxy], model, batch)[0]
+
+
+def shared_groups(proxies: Sequence[Proxy]) -> list[list[Proxy]]:
+    """The proxies in groups that one pass scores (see :meth:`Proxy.shared_pass`), in the order
+    of their first member; a proxy without a shared pass is a group of its own."""
+    groups: dict[Hashable, list[Proxy]] = {}
+    for i, proxy in enumerate(proxies):
+        shared = proxy.shared_pass()
+        key = (shared, proxy.needs.mode) if shared is not None else i
+        groups.setdefault(key, []).append(proxy)
+    return list(groups.values())
+
+
+def evaluate_together(proxies: Sequence[Proxy], model: "nn.Module", batch: "Batch") -> list[ProxyResult]:
+    """Score one group of :func:`shared_groups` on ``model`` as :func:`evaluate` scores one
+    proxy. The pass's time is split evenly among its proxies (their sum is what it cost); an
+    error fails every proxy of the group, a non-finite score only its own."""
+    first = proxies[0]
+    model.train(first.needs.mode == "train")
+    if any(p.needs.gradients for p in proxies):
         model.zero_grad(set_to_none=True)
     start = time.perf_counter()
     try:
-        value = float(proxy.score(model, batch))
+        if len(proxies) == 1:
+            values = [float(first.score(model, batch))]
+        else:
+            run, _ = first.shared_pass()
+            values = [float(v) for v in run(list(proxies), model, batch)]
     except NasError:
         raise
     except Exception as err:  # a proxy failing on one network must not stop a run
-        return ProxyResult(math.nan, time.perf_counter() - start, "failed", f"{type(err).__name__}: {err}")
-    seconds = time.perf_counter() - start
-    if not math.isfinite(value):
-        return ProxyResult(value, seconds, "failed", f"non-finite score {value}")
-    return ProxyResult(value, seconds)
+        seconds = (time.perf_counter() - start) / len(proxies)
+        return [ProxyResult(math.nan, seconds, "failed", f"{type(err).__name__}: {err}") for _ in proxies]
+    seconds = (time.perf_counter() - start) / len(proxies)
+    return [ProxyResult(v, seconds) if math.isfinite(v) else
+            ProxyResult(v, seconds, "failed", f"non-finite score {v}") for v in values]

@@ -45,6 +45,9 @@ ALL = CHEAP + COSTLY
 ENSEMBLES = ["ensemble", "ensemble(near,meco_opt,zico,flops)", "ensemble(near,nlc,synflow)", "az_nas"]
 # What the held-out stage scores: every ensemble's components.
 HOLDOUT = ["near", "meco", "meco_opt", "synflow", "flops", "zico", "nlc", *AZ]
+# What the unique-cells stage scores: the default ensemble's components, for its figure on the
+# 9,445 unique cells (VKDNW's cell set) before the whole space is done.
+UNIQUE = [*AZ, "flops", "meco"]
 TSS_DATASETS = ["cifar10", "cifar100", "imagenet16-120"]
 SHORT = {"cifar10": "C10", "cifar100": "C100", "imagenet16-120": "IN16"}
 
@@ -133,11 +136,15 @@ def stages(shared: Path, tables: dict[str, Any]) -> list[Stage]:
     nb101 = nb101_cells(tables["nb101"])
     fixtures = [sss.resolve(k) for k in tables["nats-sss"].keys]
     holdout = holdout_cells(tss, sample)
+    from nas.correlate import unique_representatives
+
+    unique = unique_representatives(tss, "pruned")
     return [
         Stage("tss-ref500", "nats-tss", ref, ALL),
         Stage("tss-sample1000", "nats-tss", sample, ALL),
         Stage("sss-fixtures", "nats-sss", fixtures, ALL),
         Stage("tss-holdout", "nats-tss", holdout, HOLDOUT),
+        Stage("tss-unique", "nats-tss", unique, UNIQUE),
         Stage("tss-all-cheap", "nats-tss", every, CHEAP),
         Stage("nb101-cheap", "nb101", nb101, CHEAP),
         Stage("tss-all-costly", "nats-tss", every, COSTLY),

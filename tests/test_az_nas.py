@@ -177,3 +177,33 @@ def test_az_nas_is_the_log_rank_sum_of_its_fixed_components():
     columns = [[3.0, 1.0, 2.0], [0.1, 0.3, 0.2], [float("nan"), -0.5, -0.2], [5.0, 6.0, 7.0]]
     total = log_rank_aggregate(columns, [True] * 4)
     np.testing.assert_allclose(total, [3 * np.log(1 / 3), np.log(1 / 3) + 2 * np.log(2 / 3), 2 * np.log(2 / 3)])
+
+
+def test_components_share_one_pass_with_the_scores_they_get_alone(monkeypatch):
+    """Scored together, the three components cost one build and one pass, and each score is
+    bitwise the one it gets alone (stored scores stay valid)."""
+    import nas.scoring
+    from nas.proxies.base import shared_groups
+    from nas.scoring import Scorer
+
+    space = NatsTSS()
+    names = ["az_expressivity", "az_progressivity", "az_trainability"]
+    proxies = [get_proxy(n) for n in names] + [get_proxy("flops"), get_proxy("az_expressivity", seed=1)]
+    groups = shared_groups(proxies)
+    assert [[p.label() for p in g] for g in groups] == [names, ["flops"], ["az_expressivity(seed=1)"]]
+
+    builds = []
+    real_build = nas.scoring.build_network
+    monkeypatch.setattr(nas.scoring, "build_network", lambda *a: builds.append(a) or real_build(*a))
+    scorer = Scorer(space, proxies[:3], InputSpec(source="gaussian", batch_size=16, seed=0))
+    for index in (11, 3):   # a finite cell, and one whose trainability is -inf (a skip-only cell)
+        arch = space.from_index(index)
+        builds.clear()
+        together = scorer.score(arch)
+        assert len(builds) == 1
+        assert (index == 3) == (together["az_trainability"].status == "failed")
+        for proxy in scorer.proxies:
+            alone = scorer.score(arch, [proxy])[proxy.label()]
+            assert (alone.status, alone.reason) == (together[proxy.label()].status, together[proxy.label()].reason)
+            assert alone.score == together[proxy.label()].score or (math.isnan(alone.score)
+                                                                    and math.isnan(together[proxy.label()].score))

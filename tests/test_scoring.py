@@ -14,7 +14,7 @@ from conftest import require
 from nas.cli import main
 from nas.data import InputSpec, load_batch, parse_data_arg
 from nas.errors import NasError
-from nas.proxies import Needs, ProxyResult, evaluate, get_proxy, parse_proxy_spec, register_proxy
+from nas.proxies import Needs, Proxy, ProxyResult, evaluate, get_proxy, parse_proxy_spec, register_proxy
 from nas.scoring import Scorer, score_many, select_archs
 from nas.searchspaces import get_space
 from nas.store import ScoreStore
@@ -206,3 +206,51 @@ def test_plugin_package_through_entry_point(tmp_path):
                             capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["scores"][0]["score"] == 129306.5
+
+
+def _pair_pass(proxies, model, batch):
+    calls.append([p.name for p in proxies])
+    return [p.value for p in proxies]
+
+
+calls: list[list[str]] = []
+
+
+class _Paired(Proxy):
+    needs = Needs(inputs=False)
+    value = 0.0
+
+    def shared_pass(self):
+        return _pair_pass, ()
+
+    def score(self, model, batch):
+        return _pair_pass([self], model, batch)[0]
+
+
+@register_proxy("_paired_one")
+class _PairedOne(_Paired):
+    value = 1.0
+
+
+@register_proxy("_paired_inf")
+class _PairedInf(_Paired):
+    value = float("inf")
+
+
+def test_a_shared_pass_scores_its_group_once_and_fails_only_the_non_finite():
+    from nas.proxies.base import evaluate_together
+
+    calls.clear()
+    one, inf = get_proxy("_paired_one"), get_proxy("_paired_inf")
+    results = evaluate_together([one, inf], torch.nn.Linear(2, 2), None)
+    assert calls == [["_paired_one", "_paired_inf"]]
+    assert results[0].ok and results[0].score == 1.0
+    assert results[1].status == "failed" and "non-finite" in results[1].reason
+    assert results[0].seconds == results[1].seconds   # the pass's time, split evenly
+
+    def broken(proxies, model, batch):
+        raise RuntimeError("out of memory")
+
+    one.shared_pass = lambda: (broken, ())
+    failed = evaluate_together([one, one], torch.nn.Linear(2, 2), None)
+    assert all(r.status == "failed" and "out of memory" in r.reason for r in failed)
