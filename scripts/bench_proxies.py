@@ -4,7 +4,9 @@ For N cells (the first N of the reference draw ``numpy.random.default_rng(0).cho
 replace=False)``), each network is built after ``torch.manual_seed(0)``; every proxy scores a
 fresh copy, and one forward pass and one forward+backward pass of the same batch (64 images) are
 timed on the same network in the same process. Prints medians and the ratios proxy / forward and
-proxy / forward+backward, as a Markdown table (and JSON with --json).
+proxy / forward+backward, as a Markdown table (and JSON with --json). A population proxy named
+in ``--proxy`` (``az_nas``, ``ensemble``) is timed as its components cost per network, those that
+share a pass (the AZ-NAS components) scored together.
 
 With ``--reference`` (the authors' timings on the same cells, ``peer_scores_nb201_500.csv``) it
 also gives, per proxy, the median over cells of our seconds / the authors' code's seconds for the
@@ -31,6 +33,7 @@ from tqdm import tqdm
 
 from nas.data import load_batch, parse_data_arg
 from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec, proxy_class
+from nas.proxies.base import evaluate_together, shared_groups
 from nas.scoring import build_network, proxy_label
 from nas.searchspaces import get_space
 
@@ -46,7 +49,15 @@ REFERENCE_COLUMNS = {
     "forward": "t_fwd", "forward+backward": "t_fwdbwd", "flops": "t_flops", "near": "t_near_R1",
     "synflow": "t_synflow", "jacob_cov": "t_jacob_cov", "snip": "t_snip", "grad_norm": "t_grad_norm",
     "grasp": "t_grasp", "fisher": "t_fisher", "naswot": "t_naswot", "zico": "t_zico",
+    "az_nas": "t_az_nas_call",
 }
+
+
+def population_seconds(proxy, model, batch) -> float:
+    """What a population proxy costs per network: its components, those that share a pass
+    scored together on one copy of the network (as ``Scorer`` scores them)."""
+    return sum(result.seconds for group in shared_groups(proxy.components)
+               for result in evaluate_together(group, copy.deepcopy(model), batch))
 
 
 def reference_ratios(path: str, cells: np.ndarray, times: dict[str, list[float]]) -> dict[str, tuple[float, float, int]]:
@@ -95,7 +106,9 @@ def main() -> None:
             fwd.append(timed(lambda: net(batch.inputs)))
         fwdbwd.append(timed(lambda: F.cross_entropy(net(batch.inputs), batch.labels).backward()))
         for proxy in proxies:
-            times[proxy_label(proxy)].append(evaluate(proxy, copy.deepcopy(model), batch).seconds)
+            seconds = (population_seconds(proxy, model, batch) if proxy.population
+                       else evaluate(proxy, copy.deepcopy(model), batch).seconds)
+            times[proxy_label(proxy)].append(seconds)
     f, fb = statistics.median(fwd), statistics.median(fwdbwd)
     rows = [{"proxy": label, "seconds": statistics.median(ts),
              "ratio_fwd": statistics.median(t / x for t, x in zip(ts, fwd)),
