@@ -13,11 +13,14 @@ scored gradients are the same).
 """
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from nas.proxies.base import Needs, Proxy
 
 #: The layer types foresight scores (exactly these classes and their subclasses).
 SCORED_TYPES = (nn.Conv2d, nn.Linear)
@@ -90,3 +93,65 @@ class requiring_grad:
     def __exit__(self, *exc) -> None:
         for t, flag in zip(self.tensors, self.flags):
             t.requires_grad_(flag)
+
+
+class LossGradients:
+    """What one forward and one backward pass of the batch's cross-entropy gives: the scored
+    weights with their gradients, and (when asked) every scored layer's output with its weight
+    count per output channel and its gradient (None where the output does not reach the loss)."""
+
+    def __init__(self, weights: list[torch.Tensor], weight_grads: list[torch.Tensor],
+                 outputs: list[tuple[torch.Tensor, int]], output_grads: list[torch.Tensor | None]) -> None:
+        self.weights, self.weight_grads = weights, weight_grads
+        self.outputs, self.output_grads = outputs, output_grads
+
+
+def loss_gradients(model: nn.Module, batch, weights: bool, outputs: bool) -> LossGradients:
+    """With ``weights`` d loss / d w for the scored weights (else no weight gradients: empty
+    lists), with ``outputs`` d loss / d a for the scored layers' outputs, from one
+    ``torch.autograd.grad`` call."""
+    layers = scored_layers(model)
+    scored = [layer.weight for layer in layers]
+    wanted = scored if weights else []
+    records: list[tuple[torch.Tensor, int]] = []
+
+    def keep(module, _inputs, output):
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            records.append((output, math.prod(module.weight.shape[1:])))
+
+    handles = [layer.register_forward_hook(keep) for layer in layers] if outputs else []
+    try:
+        with requiring_grad(scored):   # frozen layers are scored too
+            loss = batch_loss(model, batch.inputs, batch.labels)
+            targets = wanted + [a for a, _ in records]
+            grads = torch.autograd.grad(loss, targets, allow_unused=True) if targets else ()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return LossGradients([w.detach() for w in wanted], _filled(grads[:len(wanted)], wanted),
+                         records, list(grads[len(wanted):]))
+
+
+def loss_gradient_pass(proxies: Sequence["LossGradientProxy"], model: nn.Module, batch) -> list[float]:
+    """The scores of several :class:`LossGradientProxy` from one forward and backward pass."""
+    gradients = loss_gradients(model, batch, weights=any(p.reads_weights for p in proxies),
+                               outputs=any(p.reads_outputs for p in proxies))
+    return [p.from_gradients(gradients) for p in proxies]
+
+
+class LossGradientProxy(Proxy):
+    """A proxy read from the gradients of the batch's mean cross-entropy (snip, grad_norm,
+    fisher): scored together, such proxies share one forward and one backward pass."""
+
+    needs = Needs(inputs=True, labels=True, gradients=True, mode="train")
+    reads_weights: ClassVar[bool] = True    # it reads the scored weights and their gradients
+    reads_outputs: ClassVar[bool] = False   # it reads the scored layers' outputs and their gradients
+
+    def shared_pass(self):
+        return loss_gradient_pass, (self.version, tuple(sorted(self.params.items())))
+
+    def score(self, model: nn.Module, batch) -> float:
+        return loss_gradient_pass([self], model, batch)[0]
+
+    def from_gradients(self, gradients: LossGradients) -> float:
+        raise NotImplementedError

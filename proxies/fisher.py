@@ -22,47 +22,31 @@ reproduce this weighting exactly, without building the broadcast tensors. foresi
 
 How we get the same quantities: instead of identity modules with (deprecated) module backward
 hooks, forward hooks record each scored layer's output tensor, and one ``torch.autograd.grad``
-of L w.r.t. those outputs gives dL/da for all layers at once. That backward pass needs no weight
-gradients, so it is cheaper than foresight's ``loss.backward()``. A layer whose output does not
+of L w.r.t. those outputs gives dL/da for all layers at once (with the weight gradients snip and
+grad_norm read, when they are scored together: one pass for the three). A layer whose output does not
 reach the loss scores 0 (foresight: zeros). A layer called several times in one forward pass sums
 the F_k of its calls (foresight's single ``layer.act`` slot cannot represent this case).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-from nas.proxies._gradients import batch_loss, requiring_grad, scored_layers
-from nas.proxies.base import Needs, register_proxy
+from nas.proxies._gradients import LossGradientProxy, LossGradients
+from nas.proxies.base import register_proxy
 
 
-@register_proxy("fisher", needs=Needs(inputs=True, labels=True, gradients=True, mode="train"))
-def fisher(model, batch) -> float:
-    """Fisher (foresight): sum over Conv2d/Linear channels of 0.5*mean_n(sum_hw a*dL/da)^2, each
-    weighted by the channel's weight count."""
-    records: list[tuple[torch.Tensor, int]] = []
+@register_proxy("fisher")
+class Fisher(LossGradientProxy):
+    description = ("Fisher (foresight): sum over Conv2d/Linear channels of 0.5*mean_n(sum_hw a*dL/da)^2, "
+                   "each weighted by the channel's weight count")
+    reads_weights, reads_outputs = False, True
 
-    def keep(module, _inputs, output):
-        if isinstance(output, torch.Tensor) and output.requires_grad:
-            records.append((output, math.prod(module.weight.shape[1:])))
-
-    layers = scored_layers(model)
-    handles = [layer.register_forward_hook(keep) for layer in layers]
-    try:
-        with requiring_grad([layer.weight for layer in layers]):  # frozen layers are scored too
-            loss = batch_loss(model, batch.inputs, batch.labels)
-    finally:
-        for handle in handles:
-            handle.remove()
-    if not records:
-        return 0.0
-    grads = torch.autograd.grad(loss, [a for a, _ in records], allow_unused=True)
-    total = torch.zeros((), dtype=torch.float64)
-    for (act, fan_in), grad in zip(records, grads):
-        if grad is None:
-            continue
-        per_sample = (act.detach() * grad).flatten(2).sum(2) if act.dim() > 2 else act.detach() * grad
-        channel = per_sample.pow(2).mean(0).mul(0.5)
-        total += channel.abs().sum().to(torch.float64) * fan_in
-    return float(total)
+    def from_gradients(self, gradients: LossGradients) -> float:
+        total = torch.zeros((), dtype=torch.float64)
+        for (act, fan_in), grad in zip(gradients.outputs, gradients.output_grads):
+            if grad is None:
+                continue
+            per_sample = (act.detach() * grad).flatten(2).sum(2) if act.dim() > 2 else act.detach() * grad
+            channel = per_sample.pow(2).mean(0).mul(0.5)
+            total += channel.abs().sum().to(torch.float64) * fan_in
+        return float(total)

@@ -9,14 +9,13 @@ together). Layers the loss does not reach contribute 0.
 """
 from __future__ import annotations
 
-from nas.proxies._gradients import batch_loss, requiring_grad, scored_layers, sum_of_norms, weight_gradients
-from nas.proxies.base import Needs, register_proxy
+from nas.proxies._gradients import LossGradientProxy, LossGradients, sum_of_norms
+from nas.proxies.base import register_proxy
 
 
-@register_proxy("grad_norm", needs=Needs(inputs=True, labels=True, gradients=True, mode="train"))
-def grad_norm(model, batch) -> float:
-    """grad_norm (foresight): sum over Conv2d/Linear layers of ||dL/dW||_2, L the batch's cross-entropy."""
-    weights = [layer.weight for layer in scored_layers(model)]
-    with requiring_grad(weights):
-        grads = weight_gradients(batch_loss(model, batch.inputs, batch.labels), weights)
-    return float(sum_of_norms(grads))
+@register_proxy("grad_norm")
+class GradNorm(LossGradientProxy):
+    description = "grad_norm (foresight): sum over Conv2d/Linear layers of ||dL/dW||_2, L the batch's cross-entropy"
+
+    def from_gradients(self, gradients: LossGradients) -> float:
+        return float(sum_of_norms(gradients.weight_grads))

@@ -6,19 +6,19 @@ weight is multiplied by a mask of ones; the score is ``sum |dL/dmask|`` over the
 is the mean cross-entropy of the batch (with its labels) and the network is in the mode it was
 given (train: BatchNorm uses the batch's statistics). Since ``dL/dmask = w * dL/dw`` at
 mask = 1, we compute ``sum |w * dL/dw|`` directly: one forward and one backward pass, no mask
-parameters and no patched ``forward`` methods. foresight's ``split_data`` (splitting the batch
+parameters and no patched ``forward`` methods (shared with grad_norm and fisher when they
+are scored together). foresight's ``split_data`` (splitting the batch
 only when it runs out of GPU memory) is not reproduced: the whole batch is one pass.
 """
 from __future__ import annotations
 
-from nas.proxies._gradients import batch_loss, requiring_grad, scored_layers, sum_of_products, weight_gradients
-from nas.proxies.base import Needs, register_proxy
+from nas.proxies._gradients import LossGradientProxy, LossGradients, sum_of_products
+from nas.proxies.base import register_proxy
 
 
-@register_proxy("snip", needs=Needs(inputs=True, labels=True, gradients=True, mode="train"))
-def snip(model, batch) -> float:
-    """SNIP (foresight): sum of |w * dL/dw| over Conv2d/Linear weights, L the batch's cross-entropy."""
-    weights = [layer.weight for layer in scored_layers(model)]
-    with requiring_grad(weights):
-        grads = weight_gradients(batch_loss(model, batch.inputs, batch.labels), weights)
-    return float(sum_of_products([w.detach() for w in weights], grads, absolute=True))
+@register_proxy("snip")
+class Snip(LossGradientProxy):
+    description = "SNIP (foresight): sum of |w * dL/dw| over Conv2d/Linear weights, L the batch's cross-entropy"
+
+    def from_gradients(self, gradients: LossGradients) -> float:
+        return float(sum_of_products(gradients.weights, gradients.weight_grads, absolute=True))

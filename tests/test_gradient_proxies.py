@@ -279,6 +279,25 @@ def test_each_proxy_is_finite_and_reproducible_on_a_tss_cell(small_image_batch, 
     assert math.isfinite(with_bn) and with_bn != score("synflow", first, small_image_batch)
 
 
+def test_snip_grad_norm_and_fisher_share_one_pass_with_their_scores_alone(small_image_batch, one_torch_thread):
+    """Scored together they read one forward and backward pass, and each score is bitwise its
+    score alone (so scores stored before the shared pass stay valid)."""
+    from nas.proxies.base import evaluate_together, shared_groups
+
+    space = NatsTSS()
+    model = build_network(space, space.parse(BEST), 10, 0)
+    proxies = [get_proxy(n) for n in ("snip", "grad_norm", "fisher", "grasp")]
+    groups = shared_groups(proxies)
+    assert [[p.name for p in g] for g in groups] == [["snip", "grad_norm", "fisher"], ["grasp"]]
+    passes = []
+    hook = model.register_forward_hook(lambda *args: passes.append(1))
+    together = evaluate_together(groups[0], model, small_image_batch)
+    assert len(passes) == 1
+    hook.remove()
+    for proxy, result in zip(groups[0], together):
+        assert result.ok and result.score == score(proxy.name, model, small_image_batch), proxy.name
+
+
 def test_synflow_equals_the_reference_on_real_cells(shared_data, one_torch_thread):
     """SynFlow does not read the data, so with the same initial weights it must equal foresight's
     values in the reference table to float64 rounding."""
