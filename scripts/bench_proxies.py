@@ -4,8 +4,8 @@ For N cells (the first N of the reference draw ``numpy.random.default_rng(0).cho
 replace=False)``), each network is built after ``torch.manual_seed(0)``; every proxy scores a
 fresh copy, and one forward pass and one forward+backward pass of the same batch (64 images) are
 timed on the same network in the same process. Prints medians and the ratios proxy / forward and
-proxy / forward+backward, as a Markdown table (and JSON with --json). A population proxy named
-in ``--proxy`` (``az_nas``, ``ensemble``) is timed as its components cost per network, those that
+proxy / forward+backward, as a Markdown table (and JSON with --json). A population proxy
+(``az_nas``, ``ensemble``) is timed as its components cost per network, those that
 share a pass (the AZ-NAS components) scored together.
 
 With ``--reference`` (the authors' timings on the same cells, ``peer_scores_nb201_500.csv``) it
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from nas.data import load_batch, parse_data_arg
-from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec, proxy_class
+from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec
 from nas.proxies.base import evaluate_together, shared_groups
 from nas.scoring import build_network, proxy_label
 from nas.searchspaces import get_space
@@ -93,7 +93,7 @@ def main() -> None:
     space = get_space("nats-tss")
     batch = load_batch(parse_data_arg(args.data, batch_size=64, seed=0))
     specs = parse_proxy_spec(args.proxy) if args.proxy else [
-        (n, {}) for n in list_proxies() if not n.startswith("_") and not proxy_class(n).population]
+        (n, {}) for n in list_proxies() if not n.startswith("_")]
     proxies = [get_proxy(n, **p) for n, p in specs]
     cells = np.random.default_rng(0).choice(space.size, 500, replace=False)[: args.cells]
     times: dict[str, list[float]] = {proxy_label(p): [] for p in proxies}
