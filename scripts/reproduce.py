@@ -18,10 +18,11 @@ where it stopped; results are written for what is scored, with the coverage stat
 2. NATS-TSS, 1,000 cells drawn with ``numpy.random.default_rng(0)``, every proxy
 3. NATS-SSS, the official fixture cells (the pipeline end to end; too few cells to correlate)
 4. NATS-TSS, 500 held-out cells outside the 1,000, the ensembles' components (their blind test)
-5. NATS-TSS, all 15,625 cells, the cheap proxies
-6. NAS-Bench-101, the 1,000-cell subset, the cheap proxies
-7. NATS-TSS, all 15,625 cells, the other proxies
-8. NAS-Bench-101, the 1,000-cell subset, the other proxies
+5. NATS-TSS, the 9,445 unique cells (VKDNW's cell set), the default ensemble's components
+6. NATS-TSS, all 15,625 cells, the cheap proxies
+7. NAS-Bench-101, the 1,000-cell subset, the cheap proxies
+8. NATS-TSS, all 15,625 cells, the other proxies
+9. NAS-Bench-101, the 1,000-cell subset, the other proxies
 """
 from __future__ import annotations
 
