@@ -75,8 +75,7 @@ class Scorer:
         and the same global RNG state after them, so a score does not depend on which other
         proxies ran before it. A build also costs about half a ``copy.deepcopy`` of it.
         Proxies that declare a shared pass (the AZ-NAS components; snip, grad_norm and fisher)
-        share one build and one
-        pass, with the scores each would get alone."""
+        share one build and one pass, with the scores each would get alone."""
         todo = self.proxies if proxies is None else list(proxies)
         out: dict[str, ProxyResult] = {}
         for group in shared_groups(todo):
