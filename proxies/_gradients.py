@@ -148,7 +148,7 @@ class LossGradientProxy(Proxy):
     reads_outputs: ClassVar[bool] = False   # it reads the scored layers' outputs and their gradients
 
     def shared_pass(self):
-        return loss_gradient_pass, (self.version, tuple(sorted(self.params.items())))
+        return loss_gradient_pass
 
     def score(self, model: nn.Module, batch) -> float:
         return loss_gradient_pass([self], model, batch)[0]

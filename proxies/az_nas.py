@@ -144,18 +144,17 @@ class _AZComponent(Proxy):
                            f"got {self.params['inputs']!r}")
 
     def shared_pass(self):
-        # Components with equal parameters see the same network, inputs and noise: one pass.
-        return shared_pass, (self.version, tuple(sorted(self.params.items())))
+        return az_pass
 
     def score(self, model: nn.Module, batch) -> float:
-        return shared_pass([self], model, batch)[0]
+        return az_pass([self], model, batch)[0]
 
     def from_pass(self, block_scores: list[float], train: float) -> float:
         """This component's score from the pass's block expressivities and trainability."""
         raise NotImplementedError
 
 
-def shared_pass(components: list[_AZComponent], model: nn.Module, batch) -> list[float]:
+def az_pass(components: list[_AZComponent], model: nn.Module, batch) -> list[float]:
     """The scores of AZ components with equal parameters from one forward pass (with gradients
     only when trainability is among them, then one backward pass per block pair): the authors'
     single call. Each score equals the component's alone: the same re-initialisation, inputs

@@ -67,11 +67,11 @@ class Proxy:
     def score(self, model: "nn.Module", batch: "Batch") -> float:
         raise NotImplementedError
 
-    def shared_pass(self) -> tuple[Callable, Hashable] | None:
-        """``(run, key)`` when this proxy's score can come out of a pass shared with other
-        proxies: proxies with equal ``run`` and ``key`` (and the same mode) are scored on one
-        network by one call ``run(proxies, model, batch)``, which returns their scores in order
-        and must equal what each ``score`` returns alone. None (the default): scored alone."""
+    def shared_pass(self) -> Callable | None:
+        """``run`` when this proxy's score can come out of a pass shared with other proxies:
+        proxies with the same ``run``, mode, version and parameters are scored on one network by
+        one call ``run(proxies, model, batch)``, which returns their scores in order and must
+        equal what each ``score`` returns alone. None (the default): scored alone."""
         return None
 
     def label(self) -> str:
@@ -249,8 +249,9 @@ def shared_groups(proxies: Sequence[Proxy]) -> list[list[Proxy]]:
     of their first member; a proxy without a shared pass is a group of its own."""
     groups: dict[Hashable, list[Proxy]] = {}
     for i, proxy in enumerate(proxies):
-        shared = proxy.shared_pass()
-        key = (shared, proxy.needs.mode) if shared is not None else i
+        run = proxy.shared_pass()
+        # equal parameters: the same inputs, initialisation and draws, so one pass serves all
+        key = (run, proxy.needs.mode, proxy.version, protocol_digest(proxy.params)) if run else i
         groups.setdefault(key, []).append(proxy)
     return list(groups.values())
 
@@ -268,7 +269,7 @@ def evaluate_together(proxies: Sequence[Proxy], model: "nn.Module", batch: "Batc
         if len(proxies) == 1:
             values = [float(first.score(model, batch))]
         else:
-            run, _ = first.shared_pass()
+            run = first.shared_pass()
             values = [float(v) for v in run(list(proxies), model, batch)]
     except NasError:
         raise

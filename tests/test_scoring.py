@@ -221,7 +221,7 @@ class _Paired(Proxy):
     value = 0.0
 
     def shared_pass(self):
-        return _pair_pass, ()
+        return _pair_pass
 
     def score(self, model, batch):
         return _pair_pass([self], model, batch)[0]
@@ -251,6 +251,6 @@ def test_a_shared_pass_scores_its_group_once_and_fails_only_the_non_finite():
     def broken(proxies, model, batch):
         raise RuntimeError("out of memory")
 
-    one.shared_pass = lambda: (broken, ())
+    one.shared_pass = lambda: broken
     failed = evaluate_together([one, one], torch.nn.Linear(2, 2), None)
     assert all(r.status == "failed" and "out of memory" in r.reason for r in failed)
