@@ -19,9 +19,9 @@ where it stopped; results are written for what is scored, with the coverage stat
 3. NATS-SSS, the official fixture cells (the pipeline end to end; too few cells to correlate)
 4. NATS-TSS, 500 held-out cells outside the 1,000, the ensembles' components (their blind test)
 5. NATS-TSS, the 9,445 unique cells (VKDNW's cell set), the default ensemble's components
-6. NATS-TSS, all 15,625 cells, the cheap proxies
+6. NATS-TSS, all 15,625 cells, the cheap proxies (the unique cells first: ``scoring_order``)
 7. NAS-Bench-101, the 1,000-cell subset, the cheap proxies
-8. NATS-TSS, all 15,625 cells, the other proxies
+8. NATS-TSS, all 15,625 cells, the other proxies (likewise)
 9. NAS-Bench-101, the 1,000-cell subset, the other proxies
 """
 from __future__ import annotations
@@ -125,6 +125,18 @@ def holdout_cells(tss, sample: list[Any], count: int = 500) -> list[Any]:
     return out
 
 
+def scoring_order(tss, unique: list[Any]) -> list[Any]:
+    """Every NATS-TSS cell, in the order the whole-space stages score them: the unique cells first
+    (VKDNW's cell set, so a run cut short completes that comparison before anything else), then
+    the others; each group in the order of ``numpy.random.default_rng(2).permutation``, so what a
+    cut-short run has scored of a group is a random subset of it, not a run of neighbouring
+    indices."""
+    rng = np.random.default_rng(2)
+    unique_keys = {tss.key(a) for a in unique}
+    others = [a for a in tss if tss.key(a) not in unique_keys]
+    return [group[i] for group in (unique, others) for i in rng.permutation(len(group))]
+
+
 def stages(shared: Path, tables: dict[str, Any]) -> list[Stage]:
     from nas.searchspaces import get_space
 
@@ -133,13 +145,13 @@ def stages(shared: Path, tables: dict[str, Any]) -> list[Stage]:
     tss, sss = get_space("nats-tss"), get_space("nats-sss")
     ref = [tss.from_index(i) for i in reference_cells(shared)]
     sample = select_archs(tss, 1000, 0)
-    every = list(tss)
     nb101 = nb101_cells(tables["nb101"])
     fixtures = [sss.resolve(k) for k in tables["nats-sss"].keys]
     holdout = holdout_cells(tss, sample)
     from nas.correlate import unique_representatives
 
     unique = unique_representatives(tss, "pruned")
+    every = scoring_order(tss, unique)
     return [
         Stage("tss-ref500", "nats-tss", ref, ALL),
         Stage("tss-sample1000", "nats-tss", sample, ALL),

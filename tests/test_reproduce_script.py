@@ -79,3 +79,19 @@ def test_holdout_cells_are_outside_the_sample_and_fixed(reproduce):
     for text in reproduce.ENSEMBLES:
         name, params = parse_proxy_spec(text)[0]
         assert {c.label() for c in get_proxy(name, **params).components} <= set(reproduce.HOLDOUT)
+
+
+def test_the_whole_space_stages_score_every_cell_once_unique_cells_first(reproduce):
+    from nas.correlate import unique_representatives
+    from nas.searchspaces import get_space
+
+    tss = get_space("nats-tss")
+    unique = unique_representatives(tss, "pruned")
+    order = reproduce.scoring_order(tss, unique)
+    keys = [tss.key(a) for a in order]
+    assert len(keys) == len(set(keys)) == tss.size
+    head = set(keys[:len(unique)])
+    assert head == {tss.key(a) for a in unique}
+    # a random order within the group, not the index order
+    assert [tss.index_of(a) for a in order[:len(unique)]] != sorted(tss.index_of(a) for a in unique)
+    assert order == reproduce.scoring_order(tss, unique)
