@@ -559,6 +559,13 @@ NOTES = [
     "C100/IN16 columns use CIFAR-10 inputs with a 10-class head (see the protocol).",
     "- **Spearman vs tau.** The Zero-Cost Proxies notebook and MeCo report Spearman rho, which runs about 0.15-0.2 "
     "above tau on these spaces; compare those with our rho column.",
+    "- **Over 0.05 from VKDNW's re-run.** `grad_norm` ranks well above VKDNW's figure, yet it agrees cell by cell "
+    "with foresight's own code on the 500 reference cells (first table: same tau, Spearman 0.99 between the "
+    "scores), and its rho is in line with the Zero-Cost Proxies notebook's over all 15,625 cells (1,000-cell "
+    "table). VKDNW's GradNorm is below both, so the gap lies in that run's protocol (its batch and inputs are "
+    "not stated), not in the proxy. `grasp` is unstable in the batch itself (Spearman 0.49-0.93 between our "
+    "batch seeds, `docs/proxies.md`), and its IN16 column ranks CIFAR-10-input scores where VKDNW scored "
+    "ImageNet16-120 images.",
     "",
 ]
 
