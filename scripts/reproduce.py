@@ -578,6 +578,8 @@ def main() -> int:
     parser.add_argument("--proxies", help="comma-separated: score only these of each stage's proxies "
                         "(e.g. near first on the whole space)")
     parser.add_argument("--no-score", action="store_true", help="only write results from stored scores")
+    parser.add_argument("--no-results", action="store_true",
+                        help="only score (e.g. several runs in a row); write the results later with --no-score")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of tau (default 1000)")
     args = parser.parse_args()
@@ -593,6 +595,9 @@ def main() -> int:
         if not needed.exists():
             print(f"reproduce: error: {needed} is missing (pass --shared)", file=sys.stderr)
             return 2
+    if args.no_score and args.no_results:
+        print("reproduce: error: --no-score and --no-results together leave nothing to do", file=sys.stderr)
+        return 2
     inputs = parse_data_arg(f"cifar10:{cifar}", batch_size=64, seed=0)
     store = ScoreStore(args.store)
     tables = import_tables(shared, nas_home() / "benchmarks" / "reproduce")
@@ -622,6 +627,9 @@ def main() -> int:
         deadline = started + 60 * args.minutes if args.minutes else None
         score_stages(plan_to_score, inputs, store, args.workers, deadline)
     scoring_seconds = time.monotonic() - started
+    if args.no_results:
+        log(f"scored for {scoring_seconds:.0f} s; results not written (--no-results)")
+        return 0
 
     write_all(Path(args.out), plan, tables, inputs, store, shared, args.resamples, scoring_seconds, started)
     log(f"total runtime {time.monotonic() - started:.0f} s")
