@@ -95,3 +95,45 @@ def test_the_whole_space_stages_score_every_cell_once_unique_cells_first(reprodu
     # a random order within the group, not the index order
     assert [tss.index_of(a) for a in order[:len(unique)]] != sorted(tss.index_of(a) for a in unique)
     assert order == reproduce.scoring_order(tss, unique)
+
+
+def test_naslib_comparison_pairs_the_same_cells_and_skips_failed_scores(reproduce, tmp_path):
+    from nas.searchspaces import get_space
+    from nas.store import StoredScore
+
+    tss = get_space("nats-tss")
+    cells = [tss.format(tss.from_index(i)) for i in range(8)]
+    rng = np.random.default_rng(0)
+    accuracy = {d: dict(zip(cells, rng.random(8))) for d in ("cifar10", "cifar100", "imagenet16-120")}
+    theirs = {d: dict(zip(cells, rng.random(8))) for d in ("cifar10", "cifar100", "imagenet16-120")}
+
+    class Table:
+        def accuracies(self, archs, *, dataset, split, epochs):
+            assert (split, epochs) == ("test", 200)
+            return np.array([accuracy[dataset][tss.format(a)] for a in archs])
+
+    (tmp_path / "reference").mkdir()
+    columns = list(reproduce.NASLIB_COLUMNS.values())
+    with open(tmp_path / "reference" / "naslib_zc_nb201.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["dataset", "arch_str", *columns])
+        for ours_name, file_name in reproduce.NASLIB_DATASETS.items():
+            for i, cell in enumerate(cells):
+                value = "" if (ours_name == "cifar100" and i == 7) else str(float(theirs[ours_name][cell]))
+                writer.writerow([file_name, cell, *[value] * len(columns)])
+    ours = {"synflow": {tss.key(tss.resolve(c)): StoredScore(float(i), 0.0, "ok", "") for i, c in enumerate(cells[:6])}}
+    ours["synflow"][tss.key(tss.resolve(cells[5]))] = StoredScore(float("nan"), 0.0, "failed", "constant")
+
+    result = reproduce.naslib_results(tmp_path, tss, Table(), ours)["synflow"]
+    both = cells[:5]  # cell 5 failed with us, 6 and 7 never scored
+    assert result.n == 5
+    assert result.agreement == pytest.approx(spearmanr([theirs["cifar10"][c] for c in both], range(5)).statistic)
+    assert result.ours_tau == pytest.approx(kendalltau(range(5), [accuracy["cifar10"][c] for c in both]).statistic)
+    n, own, c10 = result.inputs["cifar100"]
+    assert n == 7  # their empty CIFAR-100 value is left out
+    a = [accuracy["cifar100"][c] for c in cells[:7]]
+    assert own == pytest.approx(kendalltau([theirs["cifar100"][c] for c in cells[:7]], a).statistic)
+    assert c10 == pytest.approx(kendalltau([theirs["cifar10"][c] for c in cells[:7]], a).statistic)
+    assert reproduce.naslib_results(tmp_path, tss, Table(), {})["snip"].n == 0
+    lines = reproduce.section_naslib(reproduce.naslib_results(tmp_path, tss, Table(), ours))
+    assert any(line.startswith("| `synflow` | 5 |") for line in lines)
