@@ -137,3 +137,27 @@ def test_naslib_comparison_pairs_the_same_cells_and_skips_failed_scores(reproduc
     assert reproduce.naslib_results(tmp_path, tss, Table(), {})["snip"].n == 0
     lines = reproduce.section_naslib(reproduce.naslib_results(tmp_path, tss, Table(), ours))
     assert any(line.startswith("| `synflow` | 5 |") for line in lines)
+
+
+def test_own_network_stages_score_each_datasets_network_and_report_coverage(reproduce):
+    stage = reproduce.Stage("x", "nats-tss", [], reproduce.OWN_NETWORK, "imagenet16-120")
+    spec = stage.inputs(common=None)
+    assert (spec.source, spec.info.num_classes, spec.info.input_size) == ("gaussian", 120, 16)
+    assert reproduce.Stage("y", "nats-tss", [], []).inputs(common="real") == "real"
+    # the default ensemble and az_nas are computable from what these stages score
+    from nas.proxies import get_proxy
+    for name in ("ensemble", "az_nas"):
+        assert {c.label() for c in get_proxy(name).components} <= set(reproduce.OWN_NETWORK)
+
+    def record(label, dataset, n, tau):
+        return {"proxy": label, "dataset": dataset, "n_total": n, "kendall_tau": tau, "kendall_tau_ci": None}
+
+    records = {"cifar100": [record("ensemble", "cifar100", 9445, 0.731), record("az_nas", "cifar100", 120, None)],
+               "imagenet16-120": []}
+    common = [record("ensemble", "cifar100", 9445, 0.718), record("ensemble", "imagenet16-120", 9445, 0.709)]
+    lines = reproduce.section_own_network(records, common, 9445)
+    ensemble = next(line for line in lines if line.startswith("| `ensemble`"))
+    assert "0.731 / 0.718 / 0.753 (VKDNW_agg)" in ensemble
+    assert "– / 0.709 / 0.743 (VKDNW_agg)" in ensemble
+    az = next(line for line in lines if line.startswith("| `az_nas`"))
+    assert "120 of 9,445 scored" in az
