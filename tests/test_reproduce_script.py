@@ -161,3 +161,12 @@ def test_own_network_stages_score_each_datasets_network_and_report_coverage(repr
     assert "– / 0.709 / 0.743 (VKDNW_agg)" in ensemble
     az = next(line for line in lines if line.startswith("| `az_nas`"))
     assert "120 of 9,445 scored" in az
+
+
+def test_drawn_subset_keeps_only_cells_random_draws_chose(reproduce):
+    order = ["a", "b", "c", "d", "e", "f"]
+    # a, b: the scored head of the order; e: a random set's cell; d: scored out of turn (c is
+    # missing) and f: a user's own pick, neither from a draw
+    assert reproduce.drawn_subset(order, {"e", "x"}, {"a", "b", "d", "e", "f"}) == ["a", "b", "e"]
+    assert reproduce.drawn_subset(order, set(), set(order)) == order
+    assert reproduce.drawn_subset(order, set(), {"b"}) == []
