@@ -723,7 +723,10 @@ NOTES = [
     "C100/IN16 columns use CIFAR-10 inputs with a 10-class head (see the protocol).",
     "- **Spearman vs tau.** The Zero-Cost Proxies notebook and MeCo report Spearman rho, which runs about 0.15-0.2 "
     "above tau on these spaces; compare those with our rho column.",
-    "- **Over 0.05 from VKDNW's re-run.** `grad_norm` ranks well above VKDNW's figure, yet it agrees cell by cell "
+    "- **Over 0.05 from VKDNW's re-run.** `naswot` ranks above VKDNW's figure and above the AZ-NAS code's on the "
+    "reference cells: those run NASWOT on Gaussian inputs (VKDNW's code is a fork of AZ-NAS's), we on real "
+    "images, and on real images NASLib's NASWOT agrees with ours (NASLib table: Spearman 0.99, the same tau). "
+    "`grad_norm` ranks well above VKDNW's figure, yet it agrees cell by cell "
     "with foresight's own code on the 500 reference cells (first table: same tau, Spearman 0.99 between the "
     "scores), and its rho is in line with the Zero-Cost Proxies notebook's over all 15,625 cells (1,000-cell "
     "table). VKDNW's GradNorm is below both, so the gap lies in that run's protocol (its batch and inputs are "
