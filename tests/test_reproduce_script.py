@@ -152,10 +152,10 @@ def test_own_network_stages_score_each_datasets_network_and_report_coverage(repr
     def record(label, dataset, n, tau):
         return {"proxy": label, "dataset": dataset, "n_total": n, "kendall_tau": tau, "kendall_tau_ci": None}
 
-    records = {"cifar100": [record("ensemble", "cifar100", 9445, 0.731), record("az_nas", "cifar100", 120, None)],
-               "imagenet16-120": []}
+    records = {"cifar100": [record("ensemble", "cifar100", 9445, 0.731)], "imagenet16-120": []}
+    scored = {"cifar100": {"ensemble": 9445, "az_nas": 120}, "imagenet16-120": {"ensemble": 0, "az_nas": 0}}
     common = [record("ensemble", "cifar100", 9445, 0.718), record("ensemble", "imagenet16-120", 9445, 0.709)]
-    lines = reproduce.section_own_network(records, common, 9445)
+    lines = reproduce.section_own_network(records, scored, common, 9445)
     ensemble = next(line for line in lines if line.startswith("| `ensemble`"))
     assert "0.731 / 0.718 / 0.753 (VKDNW_agg)" in ensemble
     assert "– / 0.709 / 0.743 (VKDNW_agg)" in ensemble
