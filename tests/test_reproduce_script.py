@@ -170,3 +170,15 @@ def test_drawn_subset_keeps_only_cells_random_draws_chose(reproduce):
     assert reproduce.drawn_subset(order, {"e", "x"}, {"a", "b", "d", "e", "f"}) == ["a", "b", "e"]
     assert reproduce.drawn_subset(order, set(), set(order)) == order
     assert reproduce.drawn_subset(order, set(), {"b"}) == []
+
+
+def test_nb101_reading_quotes_this_runs_figures_beside_the_published_ones(reproduce):
+    def record(label, tau, rho, n):
+        return {"proxy": label, "dataset": "cifar10", "n": n, "kendall_tau": tau, "spearman": rho}
+
+    records = {"near": record("near", 0.388, 0.546, 1000), "synflow": record("synflow", 0.288, 0.426, 338)}
+    (text,) = reproduce.nb101_reading(records)
+    assert "**NEAR is 0.13 below its paper's tau 0.52 here** (rho 0.546 against 0.70)" in text
+    assert "`synflow` rho 0.426 on 338 cells against the notebook's |rho| 0.372" in text
+    assert "grasp" not in text  # no published comparison for a proxy this run has not scored
+    assert reproduce.nb101_reading({}) == []
