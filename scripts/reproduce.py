@@ -534,7 +534,8 @@ def section_own_network(records: dict[str, list[dict[str, Any]]], scored: dict[s
              "The default `ensemble`'s components draw Gaussian inputs, so no pixels are missing for them: "
              "stages `tss-unique-c100-network` and `tss-unique-in16-network` score them again on the unique "
              "cells with the CIFAR-100 network (100 classes, 32x32) and the ImageNet16-120 network (120 classes, "
-             "16x16), as a per-dataset protocol does. Kendall tau-b against that dataset's test accuracy "
+             "16x16), as a per-dataset protocol does (the AZ-NAS components draw Gaussian batches of that "
+             "image size; MeCo keeps its own 64x64 Gaussian image). Kendall tau-b against that dataset's test accuracy "
              "(200 epochs); beside it, the 10-class network's figure from the table above and the published one.",
              "", "| proxy | C100: own network / 10-class / published | IN16: own network / 10-class / published |",
              "|---|---|---|"]
