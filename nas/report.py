@@ -199,17 +199,19 @@ def plot_topk(corr: Correlation, dataset: str, path: Path,
     from matplotlib.ticker import FuncFormatter
 
     curves = topk_curves(corr, dataset, fractions)
-    fig, ax = plt.subplots(figsize=(8, 5.2))
+    count = len(curves)
+    outside = count > 6  # a long legend goes beside the axes, not over the curves
+    fig, ax = plt.subplots(figsize=(10.5 if outside else 8, 5.2))
     xs = np.array(fractions) * 100
     markers = "osD^v<>ph*"
     styles = ("-", "--", "-.", ":")
-    count = len(curves)
+    colours = plt.get_cmap("tab20" if count > 10 else "tab10").colors  # no two proxies share a colour
     for i, (label, values) in enumerate(curves.items()):
         ys = np.array([np.nan if v is None else v for v in values])
         # earlier curves wider, so proxies that rank alike (params, flops) stay visible
         ax.plot(xs, ys, marker=markers[i % len(markers)], markersize=4 + 2 * (count - 1 - i) / max(count - 1, 1),
                 linewidth=1.4 + 2.0 * (count - 1 - i) / max(count - 1, 1), linestyle=styles[i % len(styles)],
-                label=label, alpha=0.9)
+                color=colours[i % len(colours)], label=label, alpha=0.9)
     ax.plot(xs, np.array(fractions), color="0.5", linestyle="--", linewidth=1, label="random ranking")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
@@ -220,7 +222,10 @@ def plot_topk(corr: Correlation, dataset: str, path: Path,
     n = max((corr.record(label, dataset)["n"] for label in corr.labels), default=0)
     ax.set_title(f"Top-k precision, {dataset} {corr.split} accuracy ({corr.epochs} epochs), n = {n:,}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=9, loc="upper left")
+    if outside:
+        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=9, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
