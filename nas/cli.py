@@ -372,6 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
     from nas import search_cli
 
     search_cli.add_parser(sub)
+
+    from nas import store_cli
+
+    store_cli.add_parser(sub)
     return parser
 
 

@@ -51,6 +51,20 @@ class StoredScore:
     reason: str
 
 
+@dataclass(frozen=True)
+class ScoreRow:
+    """One stored score with its key (what an archive carries between stores)."""
+
+    space: str
+    arch: str
+    protocol: str
+    proxy: str
+    score: float
+    seconds: float
+    status: str
+    reason: str
+
+
 class ScoreStore:
     """A store of proxy scores at one URL (see module docstring)."""
 
@@ -110,12 +124,65 @@ class ScoreStore:
             text = conn.execute(sa.select(PROTOCOLS.c.protocol).where(PROTOCOLS.c.digest == digest)).scalar()
         return json.loads(text) if text else None
 
+    def protocols(self) -> dict[str, dict[str, Any]]:
+        """Every recorded protocol, by digest."""
+        with self.engine.connect() as conn:
+            return {r.digest: json.loads(r.protocol) for r in conn.execute(sa.select(PROTOCOLS)).all()}
+
+    def rows(self, space: str | None = None, digests: Iterable[str] | None = None) -> list[ScoreRow]:
+        """Stored scores (of one space, of some protocols), ordered by space, protocol and arch."""
+        query = sa.select(SCORES.c.space, SCORES.c.arch, SCORES.c.protocol, SCORES.c.proxy, SCORES.c.score,
+                          SCORES.c.seconds, SCORES.c.status, SCORES.c.reason)
+        if space is not None:
+            query = query.where(SCORES.c.space == space)
+        if digests is not None:
+            query = query.where(SCORES.c.protocol.in_(sorted(set(digests))))
+        query = query.order_by(SCORES.c.space, SCORES.c.protocol, SCORES.c.arch)
+        with self.engine.connect() as conn:
+            return [ScoreRow(r.space, r.arch, r.protocol, r.proxy, float("nan") if r.score is None else r.score,
+                             r.seconds, r.status, r.reason or "") for r in conn.execute(query).all()]
+
+    def delete(self, space: str, digest: str, archs: Iterable[str]) -> None:
+        """Remove the scores of ``archs`` under one protocol (e.g. imported ones that did not
+        reproduce here), so the next run recomputes them."""
+        archs = list(archs)
+        with self.engine.begin() as conn:
+            for i in range(0, len(archs), 500):  # bounded IN lists
+                conn.execute(SCORES.delete().where(SCORES.c.space == space, SCORES.c.protocol == digest,
+                                                   SCORES.c.arch.in_(archs[i:i + 500])))
+
+    def add_new(self, rows: Iterable[ScoreRow], protocols: dict[str, dict[str, Any]]) -> list[ScoreRow]:
+        """Insert the rows whose key the store lacks, in one transaction; never replace a stored
+        score. Returns the rows inserted."""
+        rows = list(rows)
+        have = {(r.space, r.protocol, r.arch) for r in self.rows(digests={r.protocol for r in rows})} if rows else set()
+        new = [r for r in rows if (r.space, r.protocol, r.arch) not in have]
+        now = time.time()
+        with self.engine.begin() as conn:
+            for digest, protocol in protocols.items():
+                _upsert(conn, PROTOCOLS, {"digest": digest, "protocol": json.dumps(protocol, sort_keys=True)},
+                        ["digest"])
+            if new:
+                conn.execute(_insert_or_ignore(conn, SCORES), [
+                    {"space": r.space, "arch": r.arch, "protocol": r.protocol, "proxy": r.proxy,
+                     "score": None if r.score != r.score else float(r.score), "seconds": r.seconds,
+                     "status": r.status, "reason": r.reason, "created": now} for r in new])
+        return new
+
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.close()
+
+
+def _insert_or_ignore(conn, table: sa.Table):
+    """An INSERT that skips rows whose key another process stored meanwhile."""
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        return (sqlite if dialect == "sqlite" else postgresql).insert(table).on_conflict_do_nothing()
+    return table.insert()
 
 
 def _upsert(conn, table: sa.Table, row: dict[str, Any], keys: list[str]) -> None:

@@ -223,24 +223,97 @@ def import_tables(shared: Path, home: Path) -> dict[str, Any]:
     return tables
 
 
-def score_stages(todo: list[Stage], inputs, store, workers: int, deadline: float | None) -> None:
+def stage_scorer(stage: Stage, inputs):
+    """The scorer of a stage: its proxies on its space, with its inputs, networks seeded with 0."""
     from nas.proxies import get_proxy
     from nas.searchspaces import get_space
 
-    from nas.scoring import Scorer, score_many
+    from nas.scoring import Scorer
+
+    return Scorer(get_space(stage.space_name), [get_proxy(p) for p in stage.proxies], stage.inputs(inputs), seed=0)
+
+
+def score_stages(todo: list[Stage], inputs, store, workers: int, deadline: float | None) -> None:
+    from nas.scoring import score_many
 
     for stage in todo:
         if deadline is not None and time.monotonic() > deadline:
             log(f"time is up before stage {stage.name}; rerun to go on")
             return
-        space = get_space(stage.space_name)
-        scorer = Scorer(space, [get_proxy(p) for p in stage.proxies], stage.inputs(inputs), seed=0)
+        scorer = stage_scorer(stage, inputs)
+        space = scorer.space
         keys = [space.key(a) for a in stage.archs]
         missing = sum(len(store.missing(space.name, keys, scorer.digest(p))) for p in scorer.proxies)
         log(f"stage {stage.name}: {len(stage.archs):,} cells x {len(stage.proxies)} proxies, "
             f"{missing:,} scores missing")
         if missing:
             score_many(scorer, stage.archs, store, workers=workers, progress=True, deadline=deadline)
+
+
+# -- score archives (docs/scores) -------------------------------------------------------------------
+def reproduction_digests(plan: list[Stage], inputs) -> set[str]:
+    """The protocol digests of every stage's proxies: what the reproduction's archives hold."""
+    out = set()
+    for stage in plan:
+        scorer = stage_scorer(stage, inputs)
+        out |= {scorer.digest(p) for p in scorer.proxies}
+    return out
+
+
+def import_archives(folder: Path, plan: list[Stage], inputs, store, verify: int) -> str:
+    """Add the archived scores the store lacks and recompute ``verify`` random ones of each
+    protocol; a protocol whose recomputed scores differ is discarded (its imported scores are
+    deleted, so scoring recomputes them). Returns a sentence for the results' header."""
+    from nas.archive import archive_files, import_scores, verify_scores
+
+    from nas.errors import NasError
+
+    files = archive_files(folder)
+    if not files:
+        return ""
+    report = import_scores(store, files)
+    log(f"archives {folder}: {len(files)} files, {len(report.added):,} scores added, "
+        f"{report.present:,} already stored")
+    if report.conflicts:
+        stored, archived = report.conflicts[0]
+        raise NasError(f"{len(report.conflicts):,} stored scores differ from the archives' (e.g. {stored.proxy} on "
+                       f"{stored.arch}: {stored.score!r} stored, {archived.score!r} archived): a proxy changed "
+                       "without a new version, or the store is another protocol's; rerun with --no-archive")
+    checks, done = [], set()
+    archs_of: dict[str, list[Any]] = {}
+    for stage in plan:
+        archs_of.setdefault(stage.space_name, []).extend(stage.archs)
+    for stage in plan:  # each protocol once, over every cell of its space
+        scorer = stage_scorer(stage, inputs)
+        todo = [r for r in report.added if r.protocol not in done]
+        checks += verify_scores(scorer, todo, archs_of[stage.space_name], verify, seed=0)
+        done |= {scorer.digest(p) for p in scorer.proxies}
+    failed = {(c.stored.space, c.stored.protocol): c for c in checks if not c.ok}
+    for (space, digest), c in failed.items():
+        mine = [r.arch for r in report.added if r.space == space and r.protocol == digest]
+        store.delete(space, digest, mine)
+        log(f"warning: {c.stored.proxy} ({space}) on {c.stored.arch}: {c.stored.score!r} archived, {c.fresh.score!r} "
+            f"recomputed; its {len(mine):,} archived scores are discarded and will be scored again")
+    kept = sum(1 for r in report.added if (r.space, r.protocol) not in failed)
+    if checks:
+        log(f"recomputed {len(checks)} archived scores at random: {len(checks) - sum(not c.ok for c in checks)} equal")
+    sentence = (f"{kept:,} scores came from the score archives in `docs/scores` (written by earlier runs); this "
+                f"run recomputed {len(checks)} of them, {verify} drawn at random per protocol, and used a "
+                "protocol's archived scores only where every recomputed one equals its archived value "
+                "(relative tolerance 1e-4)")
+    if failed:
+        sentence += f" (discarded: {', '.join(sorted(c.stored.proxy for c in failed.values()))})"
+    return sentence + "."
+
+
+def save_archive(folder: Path, store, digests: set[str]) -> None:
+    """Write the reproduction's stored scores the archives lack to a new file in ``folder``."""
+    from nas.archive import SUFFIX, archive_files, export_scores
+
+    path = folder / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}{SUFFIX}"
+    written = export_scores(store, path, digests=digests, exclude=archive_files(folder))
+    if written:
+        log(f"archived {written:,} new scores in {path}")
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -557,7 +630,7 @@ def write_results(out: Path, sections: list[str]) -> None:
 
 
 def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, store, shared: Path,
-              resamples: int, scoring_seconds: float, started: float) -> None:
+              resamples: int, scoring_seconds: float, started: float, provenance: str = "") -> None:
     from nas.searchspaces import get_space
 
     from nas.correlate import unique_representatives
@@ -567,7 +640,8 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     sections = ["# Results: how well each zero-cost proxy ranks architectures", "",
                 "Generated by `make reproduce` (`scripts/reproduce.py`); do not edit by hand. "
                 f"Written {time.strftime('%Y-%m-%d %H:%M')}; this run scored for {scoring_seconds / 60:.1f} "
-                "minutes (the scores of earlier runs come from the store).", "",
+                "minutes (the scores of earlier runs come from the store)." + (f" {provenance}" if provenance else ""),
+                "",
                 "**Protocol.** Every network is built right after `torch.manual_seed(0)` with a 10-class head and "
                 "scored at initialisation on one batch of 64 real CIFAR-10 training images (seed 0, per-dataset "
                 "normalisation), except where a proxy's own protocol draws its inputs: MeCo (one seeded Gaussian "
@@ -773,11 +847,19 @@ def main() -> int:
     parser.add_argument("--no-score", action="store_true", help="only write results from stored scores")
     parser.add_argument("--no-results", action="store_true",
                         help="only score (e.g. several runs in a row); write the results later with --no-score")
+    parser.add_argument("--archive", default=str(ROOT / "docs" / "scores"),
+                        help="folder of score archives: its scores are imported first (a random few of each "
+                             "protocol recomputed and checked), and new ones are added as a new file "
+                             "(default docs/scores)")
+    parser.add_argument("--no-archive", action="store_true", help="neither read nor write the archives")
+    parser.add_argument("--verify", type=int, default=2,
+                        help="archived scores recomputed per protocol to check them (default 2)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of tau (default 1000)")
     args = parser.parse_args()
 
     from nas.data import parse_data_arg
+    from nas.errors import NasError
     from nas.paths import nas_home
     from nas.store import ScoreStore
 
@@ -816,15 +898,25 @@ def main() -> int:
                          for s in plan_to_score]
         plan_to_score = [s for s in plan_to_score if s.proxies]
     log(f"store {store.url}; inputs {inputs.source}:{inputs.path} batch 64 seed 0")
+    provenance = ""
+    if not args.no_archive:
+        try:
+            provenance = import_archives(Path(args.archive), plan, inputs, store, args.verify)
+        except NasError as err:
+            print(f"reproduce: error: {err}", file=sys.stderr)
+            return 2
     if not args.no_score:
         deadline = started + 60 * args.minutes if args.minutes else None
         score_stages(plan_to_score, inputs, store, args.workers, deadline)
+        if not args.no_archive:
+            save_archive(Path(args.archive), store, reproduction_digests(plan, inputs))
     scoring_seconds = time.monotonic() - started
     if args.no_results:
         log(f"scored for {scoring_seconds:.0f} s; results not written (--no-results)")
         return 0
 
-    write_all(Path(args.out), plan, tables, inputs, store, shared, args.resamples, scoring_seconds, started)
+    write_all(Path(args.out), plan, tables, inputs, store, shared, args.resamples, scoring_seconds, started,
+              provenance)
     log(f"total runtime {time.monotonic() - started:.0f} s")
     return 0
 

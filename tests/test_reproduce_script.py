@@ -182,3 +182,44 @@ def test_nb101_reading_quotes_this_runs_figures_beside_the_published_ones(reprod
     assert "`synflow` rho 0.426 on 338 cells against the notebook's |rho| 0.372" in text
     assert "grasp" not in text  # no published comparison for a proxy this run has not scored
     assert reproduce.nb101_reading({}) == []
+
+
+def test_archived_scores_are_imported_checked_and_a_protocol_that_differs_is_discarded(reproduce, tmp_path):
+    from nas.archive import archive_files, read_archive, write_archive
+    from nas.data import parse_data_arg
+    from nas.errors import NasError
+    from nas.proxies import ProxyResult
+    from nas.scoring import score_many, select_archs
+    from nas.searchspaces import get_space
+    from nas.store import ScoreStore
+
+    space = get_space("nats-tss")
+    archs = select_archs(space, 4, seed=1)
+    plan = [reproduce.Stage("tiny", "nats-tss", archs, ["params", "synflow"])]
+    inputs = parse_data_arg("gaussian")
+    first = ScoreStore(f"sqlite:///{tmp_path / 'first.db'}")
+    score_many(reproduce.stage_scorer(plan[0], inputs), archs, first)
+    folder = tmp_path / "scores"
+    reproduce.save_archive(folder, first, reproduce.reproduction_digests(plan, inputs))
+    reproduce.save_archive(folder, first, reproduce.reproduction_digests(plan, inputs))  # nothing new
+    assert len(archive_files(folder)) == 1
+
+    fresh = ScoreStore(f"sqlite:///{tmp_path / 'fresh.db'}")
+    sentence = reproduce.import_archives(folder, plan, inputs, fresh, verify=2)
+    assert sentence.startswith("8 scores came from the score archives") and "recomputed 4 of them" in sentence
+    assert len(fresh.rows()) == 8
+
+    # An archive whose synflow scores are not this code's: they are discarded, params kept.
+    rows = read_archive(archive_files(folder)[0])
+    bad = [r if r.proxy != "synflow" else type(r)(**{**r.__dict__, "score": r.score * 2}) for r in rows.rows]
+    (folder / "other").mkdir()
+    write_archive(folder / "other" / "a.jsonl.gz", bad, rows.protocols)
+    third = ScoreStore(f"sqlite:///{tmp_path / 'third.db'}")
+    sentence = reproduce.import_archives(folder / "other", plan, inputs, third, verify=1)
+    assert sentence.startswith("4 scores came") and "(discarded: synflow)" in sentence
+    assert {r.proxy for r in third.rows()} == {"params"}
+
+    # A store whose own score differs from the archive's: a stop, not a silent choice.
+    fresh.put("nats-tss", rows.rows[0].arch, rows.rows[0].protocol, rows.rows[0].proxy, ProxyResult(-1.0, 0.1))
+    with pytest.raises(NasError, match="differ from the archives"):
+        reproduce.import_archives(folder, plan, inputs, fresh, verify=1)

@@ -1,0 +1,217 @@
+"""Score archives: stored scores in one portable file, to carry them between machines.
+
+A score costs seconds to hours of compute; an archive lets a user move scores from one store to
+another (a laptop to a cluster's PostgreSQL, or back), publish the scores behind a results table,
+and resume a long reproduction on a fresh machine. Scores keep their keys (space, architecture,
+protocol digest), so an imported score is used only by a run of the very same protocol; and
+:func:`verify_scores` recomputes a sample of them, so a reused score is checked, not trusted.
+
+The file is gzip'ed JSON Lines, the same bytes for the same scores (sorted; no time or name in
+the gzip header):
+
+    {"format": "zcnas-scores", "version": 1}
+    {"protocol": DIGEST, "space": SPACE, "proxy": LABEL, "spec": {...the protocol...}}
+    [ARCH, SCORE, SECONDS]                      # an "ok" score
+    [ARCH, SCORE, SECONDS, STATUS, REASON]      # any other
+    ...                                         # then the next protocol's header and rows
+
+Non-finite scores are written as the strings "nan", "inf" and "-inf" (strict JSON); seconds keep
+four significant digits.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from nas.errors import NasError
+from nas.store import ScoreRow, ScoreStore
+
+if TYPE_CHECKING:
+    from nas.scoring import Scorer
+
+FORMAT, VERSION = "zcnas-scores", 1
+SUFFIX = ".jsonl.gz"
+
+
+def write_archive(path: str | Path, rows: Iterable[ScoreRow], protocols: dict[str, dict[str, Any]]) -> int:
+    """Write ``rows`` (with the protocol of each digest) to ``path``; returns the row count."""
+    rows = sorted(rows, key=lambda r: (r.space, r.protocol, r.arch))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    group = None
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as out:
+        def line(obj: Any) -> None:
+            out.write(json.dumps(obj, separators=(",", ":"), allow_nan=False).encode() + b"\n")
+
+        line({"format": FORMAT, "version": VERSION})
+        for row in rows:
+            if (row.space, row.protocol) != group:
+                group = (row.space, row.protocol)
+                line({"protocol": row.protocol, "space": row.space, "proxy": row.proxy,
+                      "spec": protocols.get(row.protocol)})
+            item = [row.arch, _encode(row.score), float(f"{row.seconds:.4g}")]
+            if row.status != "ok" or row.reason:
+                item += [row.status, row.reason]
+            line(item)
+    return len(rows)
+
+
+@dataclass
+class Archive:
+    """What an archive file holds."""
+
+    rows: list[ScoreRow] = field(default_factory=list)
+    protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def read_archive(path: str | Path) -> Archive:
+    """Read one archive; any damage is a one-line :class:`NasError` naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise NasError(f"score archive not found: {path}")
+    archive, header = Archive(), None
+    number = 0
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            for number, text in enumerate(lines, 1):
+                obj = json.loads(text)
+                if number == 1:
+                    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+                        raise ValueError(f"not a {FORMAT} archive")
+                    if obj.get("version") != VERSION:
+                        raise ValueError(f"archive version {obj.get('version')!r}; this zcnas reads {VERSION}")
+                elif isinstance(obj, dict):
+                    header = obj
+                    if obj.get("spec") is not None:
+                        archive.protocols[obj["protocol"]] = obj["spec"]
+                else:
+                    if header is None:
+                        raise ValueError("a score before any protocol header")
+                    arch, score, seconds, *rest = obj
+                    status, reason = (rest + ["ok", ""][len(rest):])[:2]
+                    archive.rows.append(ScoreRow(header["space"], arch, header["protocol"], header["proxy"],
+                                                 _decode(score), float(seconds), status, reason))
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as err:
+        where = f" line {number}" if number else ""
+        raise NasError(f"corrupt score archive {path}{where}: {err}") from None
+    if number == 0:
+        raise NasError(f"corrupt score archive {path}: empty")
+    return archive
+
+
+def archive_files(folder: str | Path) -> list[Path]:
+    """The archives of a folder, oldest name first."""
+    folder = Path(folder)
+    return sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
+
+
+def export_scores(store: ScoreStore, path: str | Path, space: str | None = None,
+                  digests: Iterable[str] | None = None, proxies: Iterable[str] | None = None,
+                  exclude: Sequence[str | Path] = ()) -> int:
+    """Write the store's scores (of one space, of some protocols or proxy labels) to ``path``,
+    leaving out the keys already in the ``exclude`` archives (so a folder of archives grows by
+    increments). Returns the number of rows written; writes nothing when there are none."""
+    known = {(r.space, r.protocol, r.arch) for p in exclude for r in read_archive(p).rows}
+    wanted = None if proxies is None else set(proxies)
+    rows = [r for r in store.rows(space, digests)
+            if (r.space, r.protocol, r.arch) not in known and (wanted is None or r.proxy in wanted)]
+    if not rows:
+        return 0
+    return write_archive(path, rows, store.protocols())
+
+
+@dataclass
+class ImportReport:
+    """What importing archives did: rows added, rows the store had already (``present``), and
+    those of them whose stored score differs from the archive's (``conflicts``: store, archive)."""
+
+    added: list[ScoreRow] = field(default_factory=list)
+    present: int = 0
+    conflicts: list[tuple[ScoreRow, ScoreRow]] = field(default_factory=list)
+
+
+def import_scores(store: ScoreStore, paths: Sequence[str | Path]) -> ImportReport:
+    """Add the archives' scores the store lacks; a stored score is never replaced."""
+    report = ImportReport()
+    for path in paths:
+        archive = read_archive(path)
+        by_key = {(r.space, r.protocol, r.arch): r for r in archive.rows}
+        stored = {(r.space, r.protocol, r.arch): r
+                  for r in store.rows(digests={r.protocol for r in archive.rows})} if archive.rows else {}
+        for key, row in by_key.items():
+            if key in stored:
+                report.present += 1
+                if not same_score(stored[key], row):
+                    report.conflicts.append((stored[key], row))
+        report.added += store.add_new([r for k, r in by_key.items() if k not in stored], archive.protocols)
+    return report
+
+
+def same_score(a: ScoreRow, b: ScoreRow, rel_tol: float = 1e-4) -> bool:
+    """The same outcome: the same status and, for scores, equal to ``rel_tol`` (nan equals nan).
+    The tolerance admits another CPU's rounding, never another protocol's value."""
+    if a.status != b.status:
+        return False
+    if math.isnan(a.score) or math.isnan(b.score):
+        return math.isnan(a.score) and math.isnan(b.score)
+    if math.isinf(a.score) or math.isinf(b.score):
+        return a.score == b.score
+    return math.isclose(a.score, b.score, rel_tol=rel_tol, abs_tol=1e-12)
+
+
+@dataclass
+class Check:
+    """A stored score recomputed: the stored row and the fresh one."""
+
+    stored: ScoreRow
+    fresh: ScoreRow
+
+    @property
+    def ok(self) -> bool:
+        return same_score(self.stored, self.fresh)
+
+
+def verify_scores(scorer: "Scorer", rows: Sequence[ScoreRow], archs: Sequence[Any], per_protocol: int,
+                  seed: int = 0, threads: int = 1) -> list[Check]:
+    """Recompute ``per_protocol`` randomly drawn rows of each of the scorer's protocols among
+    ``rows`` (say, the scores just imported) whose architecture is one of ``archs``, and return
+    each stored row beside its fresh score.
+
+    ``threads``: torch's thread count while recomputing, that of the run that stored the scores
+    (:func:`nas.scoring.score_many` uses 1): some proxies move with the order of float sums
+    (ZiCo by 0.4% from one thread to two on one cell), so only the same count can be exact."""
+    import torch
+
+    space = scorer.space
+    by_key = {space.key(a): a for a in archs}
+    rng = random.Random(seed)
+    checks = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for proxy in scorer.proxies:
+            digest = scorer.digest(proxy)
+            mine = sorted((r for r in rows if r.space == space.name and r.protocol == digest and r.arch in by_key),
+                          key=lambda r: r.arch)
+            for row in rng.sample(mine, min(per_protocol, len(mine))):
+                result = scorer.score(by_key[row.arch], [proxy])[proxy.label()]
+                checks.append(Check(row, ScoreRow(row.space, row.arch, digest, row.proxy, result.score,
+                                                  result.seconds, result.status, result.reason)))
+    finally:
+        torch.set_num_threads(before)
+    return checks
+
+
+def _encode(score: float) -> float | str:
+    return score if math.isfinite(score) else str(score)
+
+
+def _decode(score: Any) -> float:
+    if score is None:
+        return math.nan
+    return float(score)

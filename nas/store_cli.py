@@ -1,0 +1,123 @@
+"""``nas store``: what a score store holds, and archives to carry its scores elsewhere
+(:mod:`nas.archive`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+from nas.errors import NasError
+
+EXAMPLES = (
+    "examples:\n"
+    "  nas store info                                  # scores per space, proxy and protocol\n"
+    "  nas store export scores.jsonl.gz --space nats-tss\n"
+    "  nas store export new.jsonl.gz --exclude old.jsonl.gz   # only what old.jsonl.gz lacks\n"
+    "  nas store import scores.jsonl.gz --store postgresql://user@host/db\n"
+    "\n"
+    "An archive keeps each score's key (space, architecture, protocol digest): an imported score\n"
+    "is reused only by a run of the same protocol, and a stored score is never replaced."
+)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    store = subparsers.add_parser("store", help="inspect a score store; export and import score archives",
+                                  epilog=EXAMPLES, formatter_class=fmt)
+    sub = store.add_subparsers(dest="store_command", metavar="SUBCOMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", help="score store URL (default sqlite:///$NAS_HOME/scores.db)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("info", help="scores per space, proxy and protocol", epilog=EXAMPLES, formatter_class=fmt)
+    p.add_argument("--space", help="one space (default: all)")
+    common(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("export", help="write stored scores to an archive (.jsonl.gz)",
+                       epilog=EXAMPLES, formatter_class=fmt)
+    p.add_argument("archive", help="the file to write (FILE.jsonl.gz)")
+    p.add_argument("--space", help="one space (default: all)")
+    p.add_argument("--proxy", help="comma-separated proxy labels, e.g. near,synflow (default: all)")
+    p.add_argument("--exclude", nargs="+", default=[], metavar="ARCHIVE",
+                   help="leave out the scores these archives hold (write an increment)")
+    common(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="add an archive's scores the store lacks", epilog=EXAMPLES,
+                       formatter_class=fmt)
+    p.add_argument("archives", nargs="+", metavar="ARCHIVE", help="archive files (.jsonl.gz)")
+    common(p)
+    p.set_defaults(func=cmd_import)
+    return store
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> int:
+    if args.json:
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from nas.store import ScoreStore
+
+    store = ScoreStore(args.store)
+    counts: Counter = Counter()
+    failed: Counter = Counter()
+    for row in store.rows(args.space):
+        key = (row.space, row.proxy, row.protocol)
+        counts[key] += 1
+        failed[key] += row.status != "ok"
+    protocols = store.protocols()
+    groups = [{"space": s, "proxy": p, "protocol": d, "scores": n, "failed": failed[(s, p, d)],
+               "spec": protocols.get(d)} for (s, p, d), n in sorted(counts.items())]
+    lines = [f"{store.url}: {sum(counts.values()):,} scores"]
+    if groups:
+        lines.append(f"{'space':<10}{'proxy':<30}{'protocol':<18}{'inputs':<30}{'scores':>9}{'failed':>8}")
+    for g in groups:
+        inputs = (g["spec"] or {}).get("inputs") or {}
+        source, dataset = inputs.get("source", "?"), inputs.get("dataset", "?")
+        where = (source if source == dataset else f"{source} ({dataset})") + f", batch {inputs.get('batch_size', '?')}"
+        lines.append(f"{g['space']:<10}{g['proxy']:<30}{g['protocol']:<18}{where:<30}{g['scores']:>9,}{g['failed']:>8,}")
+    return _emit(args, {"store": store.url, "groups": groups}, "\n".join(lines))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nas.archive import export_scores
+    from nas.store import ScoreStore
+
+    if not args.archive.endswith(".jsonl.gz"):
+        raise NasError(f"an archive's name ends in .jsonl.gz, got {args.archive!r}")
+    store = ScoreStore(args.store)
+    proxies = None
+    if args.proxy:
+        proxies = {p.strip() for p in args.proxy.split(",") if p.strip()}
+        unknown = proxies - {r.proxy for r in store.rows(args.space)}
+        if unknown:
+            raise NasError(f"the store holds no scores of {', '.join(sorted(unknown))}")
+    written = export_scores(store, args.archive, args.space, proxies=proxies, exclude=args.exclude)
+    text = f"wrote {written:,} scores to {args.archive}" if written else "nothing to write: no new scores"
+    return _emit(args, {"archive": args.archive, "written": written}, text)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from nas.archive import import_scores
+    from nas.store import ScoreStore
+
+    store = ScoreStore(args.store)
+    report = import_scores(store, args.archives)
+    payload = {"store": store.url, "added": len(report.added), "present": report.present,
+               "conflicts": [{"space": s.space, "arch": s.arch, "proxy": s.proxy, "protocol": s.protocol,
+                              "stored": s.score, "archive": a.score} for s, a in report.conflicts]}
+    text = f"added {len(report.added):,} scores; {report.present:,} were stored already"
+    if report.conflicts:
+        text += (f"; {len(report.conflicts):,} of those differ from the archive (kept the stored ones), e.g. "
+                 + "; ".join(f"{s.proxy} on {s.arch}: {s.score!r} stored, {a.score!r} archived"
+                             for s, a in report.conflicts[:3]))
+    return _emit(args, payload, text)
