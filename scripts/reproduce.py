@@ -264,7 +264,7 @@ def import_archives(folder: Path, plan: list[Stage], inputs, store, verify: int)
     """Add the archived scores the store lacks and recompute ``verify`` random ones of each
     protocol; a protocol whose recomputed scores differ is discarded (its imported scores are
     deleted, so scoring recomputes them). Returns a sentence for the results' header."""
-    from nas.archive import archive_files, import_scores, verify_scores
+    from nas.archive import TOLERANCE, archive_files, import_scores, verify_scores
 
     from nas.errors import NasError
 
@@ -300,7 +300,7 @@ def import_archives(folder: Path, plan: list[Stage], inputs, store, verify: int)
     sentence = (f"{kept:,} scores came from the score archives in `docs/scores` (written by earlier runs); this "
                 f"run recomputed {len(checks)} of them, {verify} drawn at random per protocol, and used a "
                 "protocol's archived scores only where every recomputed one equals its archived value "
-                "(relative tolerance 1e-4)")
+                f"(relative tolerance {TOLERANCE:g})")
     if failed:
         sentence += f" (discarded: {', '.join(sorted(c.stored.proxy for c in failed.values()))})"
     return sentence + "."

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from nas.archive import archive_files, export_scores, import_scores, read_archive, verify_scores
+from nas.archive import archive_files, export_scores, import_scores, read_archive, same_score, verify_scores
 from nas.cli import main
 from nas.data import parse_data_arg
 from nas.errors import NasError
@@ -71,7 +71,7 @@ def test_import_never_replaces_a_stored_score_and_reports_differences(tmp_path):
     fill(source)
     export_scores(source, tmp_path / "all.jsonl.gz")
     target.put("nats-tss", "a", "d1", "near", ProxyResult(9.0, 0.1))     # differs
-    target.put("nats-tss", "a", "d2", "synflow", ProxyResult(1e37 * (1 + 1e-7), 0.1))  # rounding only
+    target.put("nats-tss", "a", "d2", "synflow", ProxyResult(1e37 * (1 + 3e-3), 0.1))  # float-order noise only
     report = import_scores(target, [tmp_path / "all.jsonl.gz"])
     assert len(report.added) == 3 and report.present == 2
     assert [(s.score, a.score) for s, a in report.conflicts] == [(9.0, 1.25)]
@@ -111,7 +111,7 @@ def test_recomputing_archived_scores_finds_one_that_is_not_this_codes(tmp_path):
     assert len(checks) == 4 and all(c.ok for c in checks)
     assert {c.stored.proxy for c in checks} == {"params", "synflow"}
 
-    tampered = [r if r.proxy != "synflow" else type(r)(**{**r.__dict__, "score": r.score * 1.001}) for r in added]
+    tampered = [r if r.proxy != "synflow" else type(r)(**{**r.__dict__, "score": r.score * 1.05}) for r in added]
     checks = verify_scores(scorer, tampered, archs, per_protocol=3)
     assert [c.ok for c in checks if c.stored.proxy == "params"] == [True] * 3
     assert [c.ok for c in checks if c.stored.proxy == "synflow"] == [False] * 3
@@ -134,3 +134,17 @@ def test_store_commands(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["added"] == 3
     assert main(["store", "import", str(tmp_path / "missing.jsonl.gz"), "--store", url]) == 2
     assert "score archive not found" in capsys.readouterr().err
+
+
+def test_same_score_admits_float_order_noise_not_another_value():
+    from nas.store import ScoreRow
+
+    def row(score, status="ok"):
+        return ScoreRow("nats-tss", "a", "d", "zico", score, 0.1, status, "")
+
+    assert same_score(row(243.23), row(244.11))  # zico, one torch thread against two (0.36%)
+    assert not same_score(row(243.23), row(250.0))
+    assert not same_score(row(1.0), row(1.0, "failed"))
+    assert same_score(row(math.nan, "failed"), row(math.nan, "failed"))
+    assert not same_score(row(-math.inf), row(1.0)) and same_score(row(math.inf), row(math.inf))
+    assert same_score(row(0.0), row(0.0)) and not same_score(row(0.0), row(1e-3))
