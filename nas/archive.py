@@ -136,19 +136,25 @@ class ImportReport:
 
 
 def import_scores(store: ScoreStore, paths: Sequence[str | Path]) -> ImportReport:
-    """Add the archives' scores the store lacks; a stored score is never replaced."""
-    report = ImportReport()
+    """Add the archives' scores the store lacks; a stored score is never replaced (nor, between
+    archives, an earlier archive's by a later one's)."""
+    by_key: dict[tuple[str, str, str], ScoreRow] = {}
+    protocols: dict[str, dict[str, Any]] = {}
     for path in paths:
         archive = read_archive(path)
-        by_key = {(r.space, r.protocol, r.arch): r for r in archive.rows}
-        stored = {(r.space, r.protocol, r.arch): r
-                  for r in store.rows(digests={r.protocol for r in archive.rows})} if archive.rows else {}
-        for key, row in by_key.items():
-            if key in stored:
-                report.present += 1
-                if not same_score(stored[key], row):
-                    report.conflicts.append((stored[key], row))
-        report.added += store.add_new([r for k, r in by_key.items() if k not in stored], archive.protocols)
+        protocols.update(archive.protocols)
+        for row in archive.rows:
+            by_key.setdefault((row.space, row.protocol, row.arch), row)
+    report = ImportReport()
+    if not by_key:
+        return report
+    stored = {(r.space, r.protocol, r.arch): r for r in store.rows(digests={k[1] for k in by_key})}
+    for key, row in by_key.items():
+        if key in stored:
+            report.present += 1
+            if not same_score(stored[key], row):
+                report.conflicts.append((stored[key], row))
+    report.added = store.add_new([r for k, r in by_key.items() if k not in stored], protocols)
     return report
 
 
