@@ -788,6 +788,12 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     if on_every_cell:
         corr = correlate(tss, on_every_cell, tss_table, datasets=["cifar10"], split="test", epochs=200,
                          keys=[tss.key(a) for a in sample.archs], resamples=0)
+        # The table lives in this machine's $NAS_HOME; the committed report names what it came from.
+        accuracy = corr.protocol["accuracy"]
+        accuracy["table"] = "the reproduction's NATS-TSS table ($NAS_HOME/benchmarks/reproduce/nats-tss.h5)"
+        source = Path(str(accuracy["table_source"]))
+        if source.is_relative_to(shared.parent.parent):
+            accuracy["table_source"] = str(source.relative_to(shared.parent.parent))
         write_report(corr, figures)
         log(f"wrote the figures of the 1,000-cell sample to {figures}")
 
