@@ -297,6 +297,9 @@ def import_archives(folder: Path, plan: list[Stage], inputs, store, verify: int)
     kept = sum(1 for r in report.added if (r.space, r.protocol) not in failed)
     if checks:
         log(f"recomputed {len(checks)} archived scores at random: {len(checks) - sum(not c.ok for c in checks)} equal")
+    if not report.added:
+        return (f"The store already held every score of the archives in `docs/scores` ({report.present:,}), so "
+                "none came from them in this run and none were recomputed.")
     sentence = (f"{kept:,} scores came from the score archives in `docs/scores` (written by earlier runs); this "
                 f"run recomputed {len(checks)} of them, {verify} drawn at random per protocol, and used a "
                 "protocol's archived scores only where every recomputed one equals its archived value "

@@ -210,6 +210,8 @@ def test_archived_scores_are_imported_checked_and_a_protocol_that_differs_is_dis
     sentence = reproduce.import_archives(folder, plan, inputs, fresh, verify=2)
     assert sentence.startswith("8 scores came from the score archives") and "recomputed 4 of them" in sentence
     assert len(fresh.rows()) == 8
+    again = reproduce.import_archives(folder, plan, inputs, fresh, verify=2)  # the store has them all
+    assert again.startswith("The store already held every score of the archives in `docs/scores` (8)")
 
     # An archive whose synflow scores are not this code's: they are discarded, params kept.
     rows = read_archive(archive_files(folder)[0])
