@@ -279,6 +279,9 @@ def import_archives(folder: Path, plan: list[Stage], inputs, store, verify: int)
         raise NasError(f"{len(report.conflicts):,} stored scores differ from the archives' (e.g. {stored.proxy} on "
                        f"{stored.arch}: {stored.score!r} stored, {archived.score!r} archived): a proxy changed "
                        "without a new version, or the store is another protocol's; rerun with --no-archive")
+    if not report.added:
+        return (f"The store already held every score of the archives in `docs/scores` ({report.present:,}), so "
+                "none came from them in this run and none were recomputed.")
     checks, done = [], set()
     archs_of: dict[str, list[Any]] = {}
     for stage in plan:
@@ -297,9 +300,6 @@ def import_archives(folder: Path, plan: list[Stage], inputs, store, verify: int)
     kept = sum(1 for r in report.added if (r.space, r.protocol) not in failed)
     if checks:
         log(f"recomputed {len(checks)} archived scores at random: {len(checks) - sum(not c.ok for c in checks)} equal")
-    if not report.added:
-        return (f"The store already held every score of the archives in `docs/scores` ({report.present:,}), so "
-                "none came from them in this run and none were recomputed.")
     sentence = (f"{kept:,} scores came from the score archives in `docs/scores` (written by earlier runs); this "
                 f"run recomputed {len(checks)} of them, {verify} drawn at random per protocol, and used a "
                 "protocol's archived scores only where every recomputed one equals its archived value "
@@ -339,6 +339,28 @@ def stored_scores(space_name: str, archs: list[Any], inputs, store) -> dict[str,
         if covered:
             scores[ensemble.label()] = population_scores(ensemble, covered, scores)
     return scores
+
+
+def correlate_drawn_subsets(scored: dict[str, dict[str, Any]], labels: list[str], order: list[str], drawn: set[str],
+                            by_key: dict[str, Any], specs: list[Any], store, table, datasets: list[str],
+                            resamples: int) -> list[list[dict[str, Any]]]:
+    """NATS-TSS correlations of each label over its :func:`drawn_subset` of ``order`` (``scored``:
+    the cells it has), for each input spec of ``specs`` (one record list per spec, so two
+    protocols compare over the same cells). Labels with the same subset share one store read; an
+    ensemble ranks within its subset; a subset under 3 cells is left out."""
+    subsets: dict[tuple[str, ...], list[str]] = {}
+    for label in labels:
+        keys = tuple(drawn_subset(order, drawn, scored.get(label, {})))
+        if len(keys) >= 3:
+            subsets.setdefault(keys, []).append(label)
+    out: list[list[dict[str, Any]]] = [[] for _ in specs]
+    for keys, group in subsets.items():
+        cells = [by_key[k] for k in keys]
+        for records, spec in zip(out, specs):
+            scores = stored_scores("nats-tss", cells, spec, store)
+            records += correlate_population("nats-tss", cells, {label: scores[label] for label in group if label in scores},
+                                            table, datasets, "test", 200, resamples)
+    return out
 
 
 def correlate_population(space_name: str, archs: list[Any], scores: dict[str, dict[str, Any]], table,
@@ -731,36 +753,17 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     order = [tss.key(a) for a in stage["tss-unique"].archs]
     drawn = {tss.key(a) for name in ("tss-ref500", "tss-sample1000", "tss-holdout") for a in stage[name].archs}
     unique_by_key = {tss.key(a): a for a in unique}
-    subsets: dict[tuple[str, ...], list[str]] = {}  # proxies scored on the same cells share one read
-    for label in unique_partial:
-        keys = tuple(drawn_subset(order, drawn & unique_keys, unique_scores[label]))
-        if len(keys) >= 3:
-            subsets.setdefault(keys, []).append(label)
-    for keys, labels in subsets.items():
-        cells = [unique_by_key[k] for k in keys]
-        subset_scores = stored_scores("nats-tss", cells, inputs, store)  # an ensemble ranks within these cells
-        unique_records += correlate_population("nats-tss", cells, {label: subset_scores[label] for label in labels},
-                                               tss_table, TSS_DATASETS, "test", 200, resamples)
+    unique_records += correlate_drawn_subsets(unique_scores, unique_partial, order, drawn & unique_keys, unique_by_key,
+                                              [inputs], store, tss_table, TSS_DATASETS, resamples)[0]
     sections += section_unique(unique_records, len(unique), set(unique_partial))
     own_network: dict[str, list[dict[str, Any]]] = {}
     ten_class: dict[str, list[dict[str, Any]]] = {}
-    for dataset in TSS_DATASETS[1:]:
+    for dataset in TSS_DATASETS[1:]:  # each network beside the 10-class one over the same cells
         own_inputs = own_network_inputs(dataset)
         own_scores = stored_scores("nats-tss", unique, own_inputs, store)
-        own_network[dataset], ten_class[dataset] = [], []
-        own_subsets: dict[tuple[str, ...], list[str]] = {}
-        for label in OWN_NETWORK_PUBLISHED:
-            keys = tuple(drawn_subset(order, set(), own_scores.get(label, {})))
-            if len(keys) >= 3:
-                own_subsets.setdefault(keys, []).append(label)
-        for keys, labels in own_subsets.items():
-            cells = [unique_by_key[k] for k in keys]
-            # Both networks' scores over the same cells (an ensemble ranks within them).
-            for records, spec in ((own_network[dataset], own_inputs), (ten_class[dataset], inputs)):
-                scores = stored_scores("nats-tss", cells, spec, store)
-                records += correlate_population("nats-tss", cells, {label: scores[label] for label in labels
-                                                                    if label in scores},
-                                                tss_table, [dataset], "test", 200, resamples)
+        own_network[dataset], ten_class[dataset] = correlate_drawn_subsets(
+            own_scores, list(OWN_NETWORK_PUBLISHED), order, set(), unique_by_key, [own_inputs, inputs], store,
+            tss_table, [dataset], resamples)
     sections += section_own_network(own_network, ten_class, len(unique))
     sections += section_naslib(naslib_results(shared, tss, tss_table, all_scores))
 
