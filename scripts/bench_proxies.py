@@ -1,7 +1,8 @@
-"""Seconds per architecture of every proxy, against its floor, on NATS-TSS cells.
+"""Seconds per architecture of every proxy, against its floor, on the cells of one search space.
 
-For N cells (the first N of the reference draw ``numpy.random.default_rng(0).choice(15625, 500,
-replace=False)``), each network is built after ``torch.manual_seed(0)``; every proxy scores a
+For N cells (on NATS-TSS the first N of the reference draw ``numpy.random.default_rng(0).choice(15625,
+500, replace=False)``; on another space, ``--space nb101`` say, N draws of ``space.sample`` from
+``numpy.random.default_rng(0)``), each network is built after ``torch.manual_seed(0)``; every proxy scores a
 fresh copy, and one forward pass and one forward+backward pass of the same batch (64 images) are
 timed on the same network in the same process. Prints medians and the ratios proxy / forward and
 proxy / forward+backward, as a Markdown table (and JSON with --json). A population proxy
@@ -11,7 +12,7 @@ share a pass (the AZ-NAS components) scored together.
 With ``--reference`` (the authors' timings on the same cells, ``peer_scores_nb201_500.csv``) it
 also gives, per proxy, the median over cells of our seconds / the authors' code's seconds for the
 same proxy on the same cell (their timings: this machine kind, 2 torch threads, so compare with
-``--threads 2`` on an idle machine).
+``--threads 2`` on an idle machine; NATS-TSS only).
 
     python scripts/bench_proxies.py --data cifar10:../shared/data/cifar10/cifar-10-batches-py --cells 100 \
         --threads 2 --reference ../shared/data/reference/peer_scores_nb201_500.csv
@@ -35,7 +36,7 @@ from nas.data import load_batch, parse_data_arg
 from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec
 from nas.proxies.base import evaluate_together, shared_groups
 from nas.scoring import build_network, proxy_label
-from nas.searchspaces import get_space
+from nas.searchspaces import get_space, list_spaces
 
 
 def timed(fn) -> float:
@@ -51,6 +52,19 @@ REFERENCE_COLUMNS = {
     "grasp": "t_grasp", "fisher": "t_fisher", "naswot": "t_naswot", "zico": "t_zico",
     "az_nas": "t_az_nas_call",
 }
+
+
+def tss_draw(cells: int) -> np.ndarray:
+    """The first ``cells`` indices of the 500 reference cells (``peer_scores_nb201_500.csv``)."""
+    return np.random.default_rng(0).choice(15625, 500, replace=False)[:cells]
+
+
+def reference_draw(space, cells: int) -> list:
+    """The cells to time: NATS-TSS's reference cells, else ``cells`` seeded draws of the space."""
+    if space.name == "nats-tss":
+        return [space.from_index(int(i)) for i in tss_draw(cells)]
+    rng = np.random.default_rng(0)
+    return [space.sample(rng) for _ in range(cells)]
 
 
 def population_seconds(proxy, model, batch) -> float:
@@ -79,6 +93,7 @@ def reference_ratios(path: str, cells: np.ndarray, times: dict[str, list[float]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--space", default="nats-tss", choices=list_spaces())
     parser.add_argument("--data", default="gaussian")
     parser.add_argument("--cells", type=int, default=100)
     parser.add_argument("--proxy", default=None, help="comma-separated (default: all registered)")
@@ -88,19 +103,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.reference and not os.path.isfile(args.reference):
         parser.error(f"--reference {args.reference}: no such file")
+    if args.reference and args.space != "nats-tss":
+        parser.error("--reference holds the authors' timings on NATS-TSS cells: use it with --space nats-tss")
     if args.threads:
         torch.set_num_threads(args.threads)
-    space = get_space("nats-tss")
+    space = get_space(args.space)
     batch = load_batch(parse_data_arg(args.data, batch_size=64, seed=0))
     specs = parse_proxy_spec(args.proxy) if args.proxy else [
         (n, {}) for n in list_proxies() if not n.startswith("_")]
     proxies = [get_proxy(n, **p) for n, p in specs]
-    cells = np.random.default_rng(0).choice(space.size, 500, replace=False)[: args.cells]
+    archs = reference_draw(space, args.cells)
     times: dict[str, list[float]] = {proxy_label(p): [] for p in proxies}
     fwd, fwdbwd = [], []
     start = time.perf_counter()
-    for index in tqdm(cells, desc="bench", unit="arch"):
-        model = build_network(space, space.from_index(int(index)), 10, seed=0)
+    for arch in tqdm(archs, desc="bench", unit="arch"):
+        model = build_network(space, arch, 10, seed=0)
         net = copy.deepcopy(model).train()
         with torch.no_grad():
             fwd.append(timed(lambda: net(batch.inputs)))
@@ -113,21 +130,21 @@ def main() -> None:
     rows = [{"proxy": label, "seconds": statistics.median(ts),
              "ratio_fwd": statistics.median(t / x for t, x in zip(ts, fwd)),
              "ratio_fwdbwd": statistics.median(t / x for t, x in zip(ts, fwdbwd))} for label, ts in times.items()]
-    print(f"NATS-TSS, {len(cells)} cells, batch 64 of {batch.spec.source}, torch threads {torch.get_num_threads()}; "
+    print(f"{space.name}, {len(archs)} cells, batch 64 of {batch.spec.source}, torch threads {torch.get_num_threads()}; "
           f"forward {f:.4f} s, forward+backward {fb:.4f} s (medians); total {time.perf_counter() - start:.0f} s\n")
     print("| proxy | s/arch | / forward | / forward+backward |\n|---|---|---|---|")
     for r in sorted(rows, key=lambda r: r["seconds"]):
         print(f"| {r['proxy']} | {r['seconds']:.4f} | {r['ratio_fwd']:.2f} | {r['ratio_fwdbwd']:.2f} |")
     versus = {}
     if args.reference:
-        versus = reference_ratios(args.reference, cells, {"forward": fwd, "forward+backward": fwdbwd, **times})
+        versus = reference_ratios(args.reference, tss_draw(args.cells), {"forward": fwd, "forward+backward": fwdbwd, **times})
         print("\nAgainst the authors' code on the same cells (their timings from the reference file):\n")
         print("| measured | authors' s/arch | ours / authors' (median per cell) | cells |\n|---|---|---|---|")
         for label, (theirs, ratio, n) in versus.items():
             print(f"| {label} | {theirs:.4f} | {ratio:.2f} | {n} |")
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"cells": len(cells), "threads": torch.get_num_threads(), "forward_s": f,
+            json.dump({"space": space.name, "cells": len(archs), "threads": torch.get_num_threads(), "forward_s": f,
                        "forward_backward_s": fb, "proxies": rows,
                        "versus_authors": {k: {"authors_s": t, "ratio": r, "cells": n} for k, (t, r, n) in versus.items()}},
                       out, indent=1)
