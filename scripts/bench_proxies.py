@@ -37,6 +37,7 @@ from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec
 from nas.proxies.base import evaluate_together, shared_groups
 from nas.scoring import build_network, proxy_label
 from nas.searchspaces import get_space, list_spaces
+from reference_cells import reference_draw
 
 
 def timed(fn) -> float:
@@ -52,19 +53,6 @@ REFERENCE_COLUMNS = {
     "grasp": "t_grasp", "fisher": "t_fisher", "naswot": "t_naswot", "zico": "t_zico",
     "az_nas": "t_az_nas_call",
 }
-
-
-def tss_draw(cells: int) -> np.ndarray:
-    """The first ``cells`` indices of the 500 reference cells (``peer_scores_nb201_500.csv``)."""
-    return np.random.default_rng(0).choice(15625, 500, replace=False)[:cells]
-
-
-def reference_draw(space, cells: int) -> list:
-    """The cells to time: NATS-TSS's reference cells, else ``cells`` seeded draws of the space."""
-    if space.name == "nats-tss":
-        return [space.from_index(int(i)) for i in tss_draw(cells)]
-    rng = np.random.default_rng(0)
-    return [space.sample(rng) for _ in range(cells)]
 
 
 def population_seconds(proxy, model, batch) -> float:
@@ -95,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default="nats-tss", choices=list_spaces())
     parser.add_argument("--data", default="gaussian")
-    parser.add_argument("--cells", type=int, default=100)
+    parser.add_argument("--cells", type=int, default=100, help="cells to time (NATS-TSS: at most the 500 reference cells)")
     parser.add_argument("--proxy", default=None, help="comma-separated (default: all registered)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--reference", help="peer_scores_nb201_500.csv: compare with the authors' timings")
@@ -103,6 +91,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.reference and not os.path.isfile(args.reference):
         parser.error(f"--reference {args.reference}: no such file")
+    if args.cells < 1:
+        parser.error(f"--cells {args.cells}: time at least one cell")
+    if args.space == "nats-tss" and args.cells > 500:
+        parser.error(f"--cells {args.cells}: NATS-TSS is timed on the 500 reference cells, so at most 500")
     if args.reference and args.space != "nats-tss":
         parser.error("--reference holds the authors' timings on NATS-TSS cells: use it with --space nats-tss")
     if args.threads:
@@ -112,7 +104,12 @@ def main() -> None:
     specs = parse_proxy_spec(args.proxy) if args.proxy else [
         (n, {}) for n in list_proxies() if not n.startswith("_")]
     proxies = [get_proxy(n, **p) for n, p in specs]
-    archs = reference_draw(space, args.cells)
+    if space.name == "nats-tss":   # the reference cells, which the authors' timings cover
+        indices = reference_draw(args.cells)
+        archs = [space.from_index(int(i)) for i in indices]
+    else:
+        rng = np.random.default_rng(0)
+        archs = [space.sample(rng) for _ in range(args.cells)]
     times: dict[str, list[float]] = {proxy_label(p): [] for p in proxies}
     fwd, fwdbwd = [], []
     start = time.perf_counter()
@@ -137,7 +134,7 @@ def main() -> None:
         print(f"| {r['proxy']} | {r['seconds']:.4f} | {r['ratio_fwd']:.2f} | {r['ratio_fwdbwd']:.2f} |")
     versus = {}
     if args.reference:
-        versus = reference_ratios(args.reference, tss_draw(args.cells), {"forward": fwd, "forward+backward": fwdbwd, **times})
+        versus = reference_ratios(args.reference, indices, {"forward": fwd, "forward+backward": fwdbwd, **times})
         print("\nAgainst the authors' code on the same cells (their timings from the reference file):\n")
         print("| measured | authors' s/arch | ours / authors' (median per cell) | cells |\n|---|---|---|---|")
         for label, (theirs, ratio, n) in versus.items():

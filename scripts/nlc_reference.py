@@ -39,6 +39,7 @@ from nas.data import InputSpec, load_batch
 from nas.proxies import evaluate, get_proxy, parse_proxy_spec
 from nas.scoring import build_network, proxy_label
 from nas.searchspaces import get_space
+from reference_cells import reference_draw
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = REPO.parent / "shared" / "data"
@@ -94,8 +95,7 @@ def main(argv=None) -> int:
             sys.exit(f"missing shared data: {path}")
     with open(reference, newline="") as f:
         rows = sorted(csv.DictReader(f), key=lambda r: int(r["pos"]))
-    draw = np.random.default_rng(0).choice(15625, 500, replace=False)
-    if [int(r["index"]) for r in rows] != draw.tolist():
+    if [int(r["index"]) for r in rows] != reference_draw().tolist():
         sys.exit("reference cells do not match numpy.random.default_rng(0).choice(15625, 500, replace=False)")
     rows = rows[args.start: args.start + args.cells]
 

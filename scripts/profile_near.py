@@ -28,6 +28,7 @@ from nas.proxies import evaluate, get_proxy
 from nas.proxies.near import _BatchNormMode, _survey, activation_matrices, matrix_ranks
 from nas.scoring import build_network
 from nas.searchspaces import get_space
+from reference_cells import reference_draw
 
 
 def seconds(fn) -> tuple[float, object]:
@@ -54,7 +55,7 @@ def main() -> None:
     space = get_space("nats-tss")
     batch = load_batch(parse_data_arg(args.data, batch_size=64, seed=0))
     near = get_proxy("near")
-    cells = np.random.default_rng(0).choice(space.size, 500, replace=False)[: args.cells]
+    cells = reference_draw(args.cells)
     stages: dict[str, list[float]] = {k: [] for k in ("build", "forward", "collect", "ranks", "near")}
     for index in cells:
         t, model = seconds(lambda: build_network(space, space.from_index(int(index)), 10, seed=0))

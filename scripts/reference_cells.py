@@ -11,9 +11,15 @@ import csv
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def reference_draw(cells: int = 500) -> np.ndarray:
+    """The NATS-TSS indices of the first ``cells`` reference cells, in draw order."""
+    return np.random.default_rng(0).choice(15625, 500, replace=False)[:cells]
 
 
 def add_common_args(parser: argparse.ArgumentParser, cells: int) -> None:

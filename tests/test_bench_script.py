@@ -33,3 +33,10 @@ def test_authors_timings_are_refused_outside_nats_tss(tmp_path):
     done = run_bench("--space", "nb101", "--cells", "1", "--proxy", "params", "--reference", str(reference))
     assert done.returncode == 2
     assert "--reference" in done.stderr and "nats-tss" in done.stderr
+
+
+def test_a_cell_count_it_cannot_time_is_a_one_line_error():
+    for space, cells in (("nats-sss", "0"), ("nats-tss", "501")):
+        done = run_bench("--space", space, "--cells", cells, "--proxy", "params")
+        assert done.returncode == 2
+        assert f"--cells {cells}" in done.stderr and "Traceback" not in done.stderr
