@@ -733,13 +733,14 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     # order: a biased subset. Whole-space rows are for complete proxies only.
     complete = {label: v for label, v in all_scores.items() if len(v) == len(every)}
     partial = [label for label in all_scores if label not in complete]
-    pending = ("Not yet scored on every cell (their figures are the 1,000-cell table's): " +
-               ", ".join(f"`{label}` ({len(all_scores[label]):,})" for label in partial) + ".") if partial else ""
+    coverage = ("Proxies that have scored every cell. Not yet scored on every cell (their figures are the "
+                "1,000-cell table's): " + ", ".join(f"`{label}` ({len(all_scores[label]):,})" for label in partial)
+                + ".") if partial else "Every proxy has scored every cell."
     for split in ("test", "valid"):
         all_records = correlate_population("nats-tss", every, complete, tss_table, TSS_DATASETS, split, 200,
                                            resamples)
         sections += section_table(
-            f"NATS-TSS: all 15,625 cells, {split} accuracy", "Proxies that have scored every cell. " + pending,
+            f"NATS-TSS: all 15,625 cells, {split} accuracy", coverage,
             all_records, TSS_DATASETS, len(every), published=split == "test")
     unique = unique_representatives(tss, "pruned")
     unique_keys = {tss.key(a) for a in unique}
