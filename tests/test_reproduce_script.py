@@ -175,15 +175,51 @@ def test_drawn_subset_keeps_only_cells_random_draws_chose(reproduce):
 
 
 def test_nb101_reading_quotes_this_runs_figures_beside_the_published_ones(reproduce):
-    def record(label, tau, rho, n):
+    def record(label, tau, rho, n=1000):
         return {"proxy": label, "dataset": "cifar10", "n": n, "kendall_tau": tau, "spearman": rho}
 
-    records = {"near": record("near", 0.388, 0.546, 1000), "synflow": record("synflow", 0.288, 0.426, 338)}
-    (text,) = reproduce.nb101_reading(records)
-    assert "**NEAR is 0.13 below its paper's tau 0.52 here** (rho 0.546 against 0.70)" in text
-    assert "`synflow` rho 0.426 on 338 cells against the notebook's |rho| 0.372" in text
-    assert "grasp" not in text  # no published comparison for a proxy this run has not scored
-    assert reproduce.nb101_reading({}) == []
+    records = {"near": record("near", 0.388, 0.546), "synflow": record("synflow", 0.288, 0.426, 338),
+               "snip": record("snip", -0.110, -0.159)}
+    near, baselines = reproduce.nb101_reading(records, {})
+    assert "**NEAR is 0.13 below its paper's tau 0.52 here** (rho 0.546 against 0.70)" in near
+    assert "`synflow` 0.426 (|rho| 0.372; ours on 338 cells)" in baselines
+    assert "`snip` -0.159 (|rho| 0.164)" in baselines
+    assert "`snip` ranks NB101 cells inversely" in baselines and "`synflow` rank" not in baselines
+    assert "`snip`, `synflow` are within 0.1" in baselines
+    assert "grasp" not in baselines  # no published comparison for a proxy this run has not scored
+    assert reproduce.nb101_reading({}, {}) == []
+
+
+def test_nb101_reading_explains_a_far_baseline_with_the_measured_batch_effect(reproduce):
+    def record(label, tau, rho, n=1000):
+        return {"proxy": label, "dataset": "cifar10", "n": n, "kendall_tau": tau, "spearman": rho}
+
+    records = {"jacob_cov": record("jacob_cov", -0.104, -0.157), "near": record("near", 0.388, 0.546),
+               "ensemble": record("ensemble", 0.584, 0.781), "az_nas": record("az_nas", 0.545, 0.740)}
+    paragraphs = reproduce.nb101_reading(records, {})
+    jacob = next(p for p in paragraphs if p.startswith("**`jacob_cov` is far"))
+    assert "(|rho| 0.157 against 0.378)" in jacob and "measured" not in jacob
+    ensemble = paragraphs[-1]
+    assert "tau 0.584 (rho 0.781), against 0.545 for AZ-NAS's own aggregate and 0.388 for the best" in ensemble
+    assert "(`near`), and above the NEAR paper's NB101 tau 0.52" in ensemble
+
+    same = {64: record("jacob_cov", -0.114, -0.167, 200), 256: record("jacob_cov", -0.10, -0.15, 200)}
+    jacob = reproduce.jacob_cov_reading(-0.157, same)
+    assert "on the first 200 subset cells jacob_cov with batch 256 reaches tau -0.100 (rho -0.150)" in jacob
+    assert "(rho +0.02): the batch size does not explain the gap" in jacob
+    flipped = {64: same[64], 256: record("jacob_cov", 0.2, 0.3, 200)}
+    assert "the batch size moves its rho by +0.47, and explains" in reproduce.jacob_cov_reading(-0.157, flipped)
+
+
+def test_a_stage_can_score_the_common_images_in_another_batch_size(reproduce):
+    from nas.data import parse_data_arg
+
+    common = parse_data_arg("gaussian", batch_size=64, seed=0)
+    stage = reproduce.Stage("b", "nb101", [], ["jacob_cov", "snip"], batch_size=256)
+    assert stage.inputs(common) == parse_data_arg("gaussian", batch_size=256, seed=0)
+    stage.max_workers = 1
+    narrowed = stage.only(["snip"])
+    assert (narrowed.proxies, narrowed.inputs(common).batch_size, narrowed.max_workers) == (["snip"], 256, 1)
 
 
 def test_archived_scores_are_imported_checked_and_a_protocol_that_differs_is_discarded(reproduce, tmp_path):
