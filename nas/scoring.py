@@ -121,6 +121,35 @@ def select_archs(space: SearchSpace, sample: str | int | None, seed: int,
 _WORKER: dict[str, Any] = {}
 
 
+def in_processes(fn, tasks: Sequence[Any], workers: int, initializer, initargs: tuple,
+                 deadline: float | None = None, on_done=None) -> None:
+    """Run ``fn`` on every task in ``workers`` spawned processes (each set up once by
+    ``initializer(*initargs)``), calling ``on_done()`` as each finishes. Past ``deadline`` the
+    tasks not yet started are dropped and the running ones finish. A process that dies (killed
+    for memory, say) raises a one-line :class:`NasError` instead of waiting for it forever."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    from nas.errors import NasError
+
+    ctx = mp.get_context("spawn")  # no fork of a process whose torch threads are running
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs) as pool:
+        futures = [pool.submit(fn, task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                future.result()
+                if on_done:
+                    on_done()
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        except BrokenProcessPool:
+            raise NasError(f"a scoring process died (killed by the system: out of memory?); the scores "
+                           f"finished so far are stored, rerun (with fewer --workers than {workers}) to go on") from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _worker_init(space_name: str, proxy_specs: list, inputs: InputSpec, seed: int, num_classes: int,
                  store_url: str, threads: int) -> None:
     from nas.proxies import get_proxy
@@ -188,19 +217,11 @@ def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
                 if bar:
                     bar.update()
         else:
-            import multiprocessing as mp
-
             specs = [(p.name, p.params) for p in scorer.proxies]
-            ctx = mp.get_context("spawn")  # no fork of a process whose torch threads are running
-            with ctx.Pool(workers, _worker_init, (space.name, specs, scorer.inputs, scorer.seed,
-                                                  scorer.num_classes, store.url,
-                                                  threads or previous_threads)) as pool:
-                for _ in pool.imap_unordered(_worker_score, tasks):
-                    if bar:
-                        bar.update()
-                    if deadline is not None and time.monotonic() > deadline:
-                        pool.terminate()  # running tasks are lost; every finished one is stored
-                        break
+            initargs = (space.name, specs, scorer.inputs, scorer.seed, scorer.num_classes, store.url,
+                        threads or previous_threads)
+            in_processes(_worker_score, tasks, workers, _worker_init, initargs, deadline,
+                         bar.update if bar else None)
     finally:
         torch.set_num_threads(previous_threads)
         if bar:

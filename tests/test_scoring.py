@@ -73,6 +73,32 @@ def test_scores_resume_and_workers_agree(store, tmp_path):
         assert both["flops"][space.key(arch)].score == space.flops(arch)
 
 
+def _nothing() -> None:
+    pass
+
+
+def _square_or_die(task: int) -> int:
+    if task < 0:  # what the system's OOM killer does to a worker
+        import os
+
+        os._exit(137)
+    return task * task
+
+
+def test_a_worker_killed_mid_run_is_an_error_not_a_hang():
+    from nas.scoring import in_processes
+
+    done = []
+    in_processes(_square_or_die, [1, 2, 3], 2, _nothing, (), on_done=lambda: done.append(1))
+    assert len(done) == 3
+    with pytest.raises(NasError, match="a scoring process died .* rerun"):
+        in_processes(_square_or_die, [1, -1, 2, 3], 2, _nothing, ())
+    # past the deadline: no new task reported after the first, and the call returns
+    done.clear()
+    in_processes(_square_or_die, list(range(200)), 2, _nothing, (), deadline=0.0, on_done=lambda: done.append(1))
+    assert done == [1]
+
+
 def test_same_protocol_same_score(tmp_path):
     """Reproducibility: a fresh scorer with the same protocol gives bit-identical scores."""
 
