@@ -799,7 +799,8 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     batch_records = nb101_batch_records(batch_stage, inputs, store, tables["nb101"], resamples)
     sections += lines + ["Published |Spearman rho| on all 423,624 cells: " +
                          ", ".join(f"{k} {v:.3f}" for k, v in NB101_PUBLISHED.items()) + "; NEAR tau 0.52, rho 0.70.", "",
-                         *nb101_reading(by(nb_records, "cifar10"), batch_records), ""]
+                         *(line for paragraph in nb101_reading(by(nb_records, "cifar10"), batch_records)
+                           for line in (paragraph, ""))]
 
     log("NATS-SSS fixtures")
     sss = stage["sss-fixtures"]
@@ -916,7 +917,7 @@ def nb101_reading(records: dict[str, dict[str, Any]], batch: dict[int, dict[str,
 def jacob_cov_reading(rho: float, batch: dict[int, dict[str, Any]]) -> str:
     text = (f"**`jacob_cov` is far from the notebook's figure** (|rho| {abs(rho):.3f} against 0.378). Our "
             "jacob_cov agrees with foresight's cell by cell on NATS-TSS (the reference-cells table), so the gap "
-            "lies in the NB101 protocol: the notebook's scores come from foresight's `nasbench1_pred.py`, which "
+            "lies in the NB101 protocol: the repository scores NB101 with its `nasbench1_pred.py`, which "
             "scores a batch of 256 images (ours 64), initialises convolutions He-normal by fan-out (ours: the "
             "benchmark's TF initialisers) and is correlated over all 423,624 cells with the notebook's own "
             "accuracy file.")
@@ -929,7 +930,7 @@ def jacob_cov_reading(rho: float, batch: dict[int, dict[str, Any]]) -> str:
         if large["spearman"] * small["spearman"] < 0 or abs(moved) > 0.1:
             text += f": the batch size moves its rho by {moved:+.2f}, and explains that much of the gap."
         else:
-            text += (f" (rho {moved:+.2f}): the batch size does not explain the gap; the initialisation and the "
+            text += (f" (its rho moves by {moved:+.2f}): the batch size does not explain the gap; the initialisation and the "
                      "cells and labels remain untested here.")
     return text
 

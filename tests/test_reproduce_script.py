@@ -206,7 +206,7 @@ def test_nb101_reading_explains_a_far_baseline_with_the_measured_batch_effect(re
     same = {64: record("jacob_cov", -0.114, -0.167, 200), 256: record("jacob_cov", -0.10, -0.15, 200)}
     jacob = reproduce.jacob_cov_reading(-0.157, same)
     assert "on the first 200 subset cells jacob_cov with batch 256 reaches tau -0.100 (rho -0.150)" in jacob
-    assert "(rho +0.02): the batch size does not explain the gap" in jacob
+    assert "(its rho moves by +0.02): the batch size does not explain the gap" in jacob
     flipped = {64: same[64], 256: record("jacob_cov", 0.2, 0.3, 200)}
     assert "the batch size moves its rho by +0.47, and explains" in reproduce.jacob_cov_reading(-0.157, flipped)
 
