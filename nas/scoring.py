@@ -144,8 +144,8 @@ def in_processes(fn, tasks: Sequence[Any], workers: int, initializer, initargs: 
                 if deadline is not None and time.monotonic() > deadline:
                     break
         except BrokenProcessPool:
-            raise NasError(f"a scoring process died (killed by the system: out of memory?); the scores "
-                           f"finished so far are stored, rerun (with fewer --workers than {workers}) to go on") from None
+            raise NasError(f"a scoring process died (killed by the system: out of memory?); the scores finished "
+                           f"so far are stored, rerun (with fewer --workers than {workers}) to go on") from None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -97,17 +97,20 @@ def log(message: str) -> None:
 
 
 # -- stages -----------------------------------------------------------------------------------------
+@dataclasses.dataclass
 class Stage:
     """Cells and proxies to score. ``network_dataset``: score each dataset's own network (its class
     count, Gaussian inputs of its image size) instead of the common protocol's; ``batch_size``: the
-    common protocol's images in a batch of this size instead of 64; ``max_workers``: at most this
-    many scoring processes (a memory bound)."""
+    common protocol's images in a batch of this size; ``max_workers``: at most this many scoring
+    processes (a memory bound)."""
 
-    def __init__(self, name: str, space_name: str, archs: list[Any], proxies: list[str],
-                 network_dataset: str | None = None, batch_size: int | None = None,
-                 max_workers: int | None = None) -> None:
-        self.name, self.space_name, self.archs, self.proxies = name, space_name, archs, proxies
-        self.network_dataset, self.batch_size, self.max_workers = network_dataset, batch_size, max_workers
+    name: str
+    space_name: str
+    archs: list[Any]
+    proxies: list[str]
+    network_dataset: str | None = None
+    batch_size: int | None = None
+    max_workers: int | None = None
 
     def inputs(self, common):
         """The input spec this stage scores with (``common``: the reproduction's real batch)."""
@@ -117,8 +120,7 @@ class Stage:
 
     def only(self, proxies: list[str]) -> Stage:
         """The same stage restricted to ``proxies``."""
-        return Stage(self.name, self.space_name, self.archs, [p for p in self.proxies if p in proxies],
-                     self.network_dataset, self.batch_size, self.max_workers)
+        return dataclasses.replace(self, proxies=[p for p in self.proxies if p in proxies])
 
 
 def own_network_inputs(dataset: str):
@@ -264,8 +266,8 @@ def score_stages(todo: list[Stage], inputs, store, workers: int, deadline: float
         log(f"stage {stage.name}: {len(stage.archs):,} cells x {len(stage.proxies)} proxies, "
             f"{missing:,} scores missing")
         if missing:
-            score_many(scorer, stage.archs, store, workers=min(workers, stage.max_workers or workers), progress=True,
-                       deadline=deadline)
+            score_many(scorer, stage.archs, store, workers=min(workers, stage.max_workers or workers),
+                       progress=True, deadline=deadline)
 
 
 # -- score archives (docs/scores) -------------------------------------------------------------------
@@ -843,10 +845,11 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
 
 
 def nb101_batch_records(stage: Stage, inputs, store, table, resamples: int) -> dict[int, dict[str, Any]]:
-    """jacob_cov's correlation with batch 64 and with the stage's batch, over the cells both scored."""
-    common = Stage(stage.name, stage.space_name, stage.archs, stage.proxies)
-    scorers = {64: stage_scorer(common, inputs), stage.batch_size: stage_scorer(stage, inputs)}
-    space = scorers[64].space
+    """jacob_cov's correlation with the common batch and with the stage's, over the cells both
+    scored, by batch size."""
+    scorers = {inputs.batch_size: stage_scorer(dataclasses.replace(stage, batch_size=None), inputs),
+               stage.batch_size: stage_scorer(stage, inputs)}
+    space = scorers[stage.batch_size].space
     keys = [space.key(a) for a in stage.archs]
     scores = {batch: store.get_many(space.name, scorer.digest(scorer.proxies[0]), keys)
               for batch, scorer in scorers.items()}
@@ -883,8 +886,7 @@ def nb101_reading(records: dict[str, dict[str, Any]], batch: dict[int, dict[str,
         beside = [f"`{label}` {fmt(value)} (|rho| {NB101_PUBLISHED[label]:.3f}"
                   + ("" if records[label]["n"] == full else f"; ours on {records[label]['n']:,} cells") + ")"
                   for label, value in rho.items()]
-        far = {label: abs(value) - NB101_PUBLISHED[label] for label, value in rho.items()
-               if abs(abs(value) - NB101_PUBLISHED[label]) > 0.1}
+        far = {label for label, value in rho.items() if abs(abs(value) - NB101_PUBLISHED[label]) > 0.1}
         inverse = [f"`{label}`" for label, value in rho.items() if value < 0]
         text = ("**The Zero-Cost Proxies baselines.** The notebook reports |rho| (it takes the absolute value), "
                 "which hides the sign; our rho on these labels, the notebook's beside it: " + "; ".join(beside) + ".")
@@ -895,8 +897,8 @@ def nb101_reading(records: dict[str, dict[str, Any]], batch: dict[int, dict[str,
                      "worse cells.")
         close = [f"`{label}`" for label in rho if label not in far]
         if close:
-            text += (f" In magnitude {', '.join(close)} {'is' if len(close) == 1 else 'are'} within 0.1 of the notebook's figure (our {full:,} cells "
-                     "against its 423,624).")
+            text += (f" In magnitude {', '.join(close)} {'is' if len(close) == 1 else 'are'} within 0.1 of the "
+                     f"notebook's figure (our {full:,} cells against its 423,624).")
         paragraphs.append(text)
         if "jacob_cov" in far:
             paragraphs.append(jacob_cov_reading(rho["jacob_cov"], batch))
@@ -915,23 +917,26 @@ def nb101_reading(records: dict[str, dict[str, Any]], batch: dict[int, dict[str,
 
 
 def jacob_cov_reading(rho: float, batch: dict[int, dict[str, Any]]) -> str:
-    text = (f"**`jacob_cov` is far from the notebook's figure** (|rho| {abs(rho):.3f} against 0.378). Our "
-            "jacob_cov agrees with foresight's cell by cell on NATS-TSS (the reference-cells table), so the gap "
-            "lies in the NB101 protocol: the repository scores NB101 with its `nasbench1_pred.py`, which "
+    """Why jacob_cov is far from the notebook's NB101 figure; ``batch``: its records by batch size."""
+    published = NB101_PUBLISHED["jacob_cov"]
+    text = (f"**`jacob_cov` is far from the notebook's figure** (|rho| {abs(rho):.3f} against {published:.3f}). "
+            "Our jacob_cov agrees with foresight's cell by cell on NATS-TSS (the reference-cells table), so the "
+            "gap lies in the NB101 protocol: the repository scores NB101 with its `nasbench1_pred.py`, which "
             "scores a batch of 256 images (ours 64), initialises convolutions He-normal by fan-out (ours: the "
             "benchmark's TF initialisers) and is correlated over all 423,624 cells with the notebook's own "
             "accuracy file.")
     if len(batch) == 2:
-        small, large = batch[64], batch[max(batch)]
+        small, large = batch[min(batch)], batch[max(batch)]
         moved = large["spearman"] - small["spearman"]
         text += (f" The batch, measured: on the first {small['n']:,} subset cells jacob_cov with batch "
                  f"{max(batch)} reaches tau {fmt(large['kendall_tau'])} (rho {fmt(large['spearman'])}) against "
-                 f"batch 64's tau {fmt(small['kendall_tau'])} (rho {fmt(small['spearman'])}) on the same cells")
+                 f"batch {min(batch)}'s tau {fmt(small['kendall_tau'])} (rho {fmt(small['spearman'])}) on the same "
+                 "cells")
         if large["spearman"] * small["spearman"] < 0 or abs(moved) > 0.1:
             text += f": the batch size moves its rho by {moved:+.2f}, and explains that much of the gap."
         else:
-            text += (f" (its rho moves by {moved:+.2f}): the batch size does not explain the gap; the initialisation and the "
-                     "cells and labels remain untested here.")
+            text += (f" (its rho moves by {moved:+.2f}): the batch size does not explain the gap; the "
+                     "initialisation and the cells and labels remain untested here.")
     return text
 
 
@@ -1030,7 +1035,11 @@ def main() -> int:
             return 2
     if not args.no_score:
         deadline = started + 60 * args.minutes if args.minutes else None
-        score_stages(plan_to_score, inputs, store, args.workers, deadline)
+        try:
+            score_stages(plan_to_score, inputs, store, args.workers, deadline)
+        except NasError as err:  # e.g. a worker killed for memory: what was scored is stored
+            print(f"reproduce: error: {err}", file=sys.stderr)
+            return 2
         if not args.no_archive:
             save_archive(Path(args.archive), store, reproduction_digests(plan, inputs))
     scoring_seconds = time.monotonic() - started
