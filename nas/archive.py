@@ -24,7 +24,7 @@ import gzip
 import json
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -94,8 +94,8 @@ def read_archive(path: str | Path) -> Archive:
                         raise ValueError("a score before any protocol header")
                     arch, score, seconds, *rest = obj
                     status, reason = (rest + ["ok", ""][len(rest):])[:2]
-                    archive.rows.append(ScoreRow(header["space"], arch, header["protocol"], header["proxy"],
-                                                 _decode(score), float(seconds), status, reason))
+                    archive.rows.append(ScoreRow(_decode(score), float(seconds), status, reason, proxy=header["proxy"],
+                                                 space=header["space"], arch=arch, protocol=header["protocol"]))
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as err:
         where = f" line {number}" if number else ""
         raise NasError(f"corrupt score archive {path}{where}: {err}") from None
@@ -212,8 +212,8 @@ def verify_scores(scorer: "Scorer", rows: Sequence[ScoreRow], archs: Sequence[An
                           key=lambda r: r.arch)
             for row in rng.sample(mine, min(per_protocol, len(mine))):
                 result = scorer.score(by_key[row.arch], [proxy])[proxy.label()]
-                checks.append(Check(row, ScoreRow(row.space, row.arch, digest, row.proxy, result.score,
-                                                  result.seconds, result.status, result.reason)))
+                checks.append(Check(row, replace(result, proxy=row.proxy, space=row.space, arch=row.arch,
+                                                 protocol=digest)))
     finally:
         torch.set_num_threads(before)
     return checks

@@ -109,6 +109,12 @@ class Batch:
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
+    def to(self, device: str | torch.device) -> "Batch":
+        """The same batch on ``device`` (itself when already there)."""
+        if self.inputs.device == torch.device(device):
+            return self
+        return Batch(self.inputs.to(device), self.labels.to(device), self.num_classes, self.spec)
+
     def split(self, parts: int) -> list["Batch"]:
         """Equal consecutive chunks (e.g. ZiCo's two batches)."""
         xs, ys = self.inputs.chunk(parts), self.labels.chunk(parts)

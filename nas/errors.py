@@ -9,7 +9,29 @@ from __future__ import annotations
 
 
 class NasError(Exception):
-    """Base class of all user-facing errors."""
+    """Base class of all user-facing errors.
+
+    A message about a parameter writes it as ``{name}`` and lists it in ``params``: the library
+    prints the parameter's name, the CLI its flag (``--name``).
+
+    >>> err = NasError("{max_repeats} must be positive, got 0", params=("max_repeats",))
+    >>> str(err), err.spelled(lambda name: "--" + name.replace("_", "-"))
+    ('max_repeats must be positive, got 0', '--max-repeats must be positive, got 0')
+    """
+
+    def __init__(self, message: str = "", *, params: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.params = tuple(params)
+
+    def spelled(self, spell) -> str:
+        """The message with each parameter written by ``spell(name)``."""
+        text = str(self.args[0]) if self.args else ""
+        for name in self.params:
+            text = text.replace("{" + name + "}", spell(name))
+        return text
+
+    def __str__(self) -> str:
+        return self.spelled(lambda name: name)
 
 
 class InvalidArchitectureError(NasError, ValueError):
@@ -21,7 +43,5 @@ class BenchmarkError(NasError):
 
 
 class MissingEntryError(BenchmarkError, KeyError):
-    """A (dataset, split, epochs) combination or architecture the table does not hold."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+    """A (dataset, split, epochs) combination or architecture the table does not hold.
+    (``NasError.__str__`` comes first in the MRO: KeyError would quote the message.)"""

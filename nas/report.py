@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from nas import stats
-from nas.correlate import Correlation, fraction_label
+from nas.correlation import Correlation, fraction_label
 
 #: k of the top-k precision curves, as fractions of the population (0.5 % .. 50 %).
 CURVE_FRACTIONS = (0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)

@@ -8,19 +8,26 @@ the same initial weights and the same score.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 
 from nas.data import Batch, InputSpec, load_batch
+from nas.errors import NasError
 from nas.proxies.base import Proxy, ProxyResult, evaluate_together, protocol_digest, shared_groups
+from nas.records import Score
 from nas.searchspaces.base import SearchSpace
 
 
-def build_network(space: SearchSpace, arch: Any, num_classes: int, seed: int) -> torch.nn.Module:
-    """The space's network with the weights ``torch.manual_seed(seed)`` gives."""
+def build_network(space: SearchSpace, arch: Any, num_classes: int, seed: int,
+                  device: str = "cpu") -> torch.nn.Module:
+    """The space's network with the weights ``torch.manual_seed(seed)`` gives, built on the CPU
+    (the same weights on every device; see :mod:`nas.devices`) and moved to ``device``."""
     torch.manual_seed(seed)
-    return space.build(arch, num_classes)
+    model = space.build(arch, num_classes)
+    return model if device == "cpu" else model.to(device)
 
 
 def proxy_label(proxy: Proxy) -> str:
@@ -38,8 +45,9 @@ class Scorer:
     """
 
     def __init__(self, space: SearchSpace, proxies: Sequence[Proxy], inputs: InputSpec,
-                 seed: int = 0, num_classes: int | None = None) -> None:
+                 seed: int = 0, num_classes: int | None = None, device: str = "cpu") -> None:
         self.space = space
+        self.device = device  # not in the protocol: see nas.devices
         self.requested = list(proxies)
         self.inputs = inputs
         self.seed = seed
@@ -47,7 +55,7 @@ class Scorer:
         self._batch: Batch | None = None
         labels = [proxy_label(p) for p in self.requested]
         if len(set(labels)) != len(labels):
-            raise ValueError(f"the same proxy twice: {labels}")
+            raise NasError(f"the same proxy twice: {labels}")
         self.labels = labels
         per_network: dict[str, Proxy] = {}
         for proxy in self.requested:
@@ -58,7 +66,7 @@ class Scorer:
     @property
     def batch(self) -> Batch:
         if self._batch is None:
-            self._batch = load_batch(self.inputs)
+            self._batch = load_batch(self.inputs).to(self.device)
         return self._batch
 
     def protocol(self, proxy: Proxy) -> dict[str, Any]:
@@ -79,7 +87,7 @@ class Scorer:
         todo = self.proxies if proxies is None else list(proxies)
         out: dict[str, ProxyResult] = {}
         for group in shared_groups(todo):
-            model = build_network(self.space, arch, self.num_classes, self.seed)
+            model = build_network(self.space, arch, self.num_classes, self.seed, self.device)
             for proxy, result in zip(group, evaluate_together(group, model, self.batch)):
                 out[proxy_label(proxy)] = result
         return {proxy_label(proxy): out[proxy_label(proxy)] for proxy in todo}
@@ -93,20 +101,20 @@ def select_archs(space: SearchSpace, sample: str | int | None, seed: int,
     space has them, otherwise distinct random cells)."""
     import numpy as np
 
-    from nas.errors import NasError
+
 
     if archs:
         return [space.resolve(a) for a in archs]
     if sample is None:
-        raise NasError("say which architectures: --sample N, --sample all, or --archs")
+        raise NasError("say which architectures: {sample} N, {sample} all, or {archs}", params=("sample", "archs"))
     if str(sample).lower() == "all":
         return list(space)
     try:
         n = int(sample)
     except ValueError:
-        raise NasError(f"--sample must be a number or 'all', got {sample!r}") from None
+        raise NasError(f"{{sample}} must be a number or 'all', got {sample!r}", params=("sample",)) from None
     if not 0 < n <= space.size:
-        raise NasError(f"--sample {n} is out of range (1..{space.size})")
+        raise NasError(f"{{sample}} {n} is out of range (1..{space.size})", params=("sample",))
     rng = np.random.default_rng(seed)
     try:
         return [space.from_index(int(i)) for i in rng.choice(space.size, n, replace=False)]
@@ -131,7 +139,7 @@ def in_processes(fn, tasks: Sequence[Any], workers: int, initializer, initargs: 
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    from nas.errors import NasError
+
 
     ctx = mp.get_context("spawn")  # no fork of a process whose torch threads are running
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs) as pool:
@@ -151,14 +159,14 @@ def in_processes(fn, tasks: Sequence[Any], workers: int, initializer, initargs: 
 
 
 def _worker_init(space_name: str, proxy_specs: list, inputs: InputSpec, seed: int, num_classes: int,
-                 store_url: str, threads: int) -> None:
+                 store_url: str, threads: int, device: str = "cpu") -> None:
     from nas.proxies import get_proxy
     from nas.searchspaces import get_space
     from nas.store import ScoreStore
 
     torch.set_num_threads(threads)
     space = get_space(space_name)
-    scorer = Scorer(space, [get_proxy(n, **p) for n, p in proxy_specs], inputs, seed, num_classes)
+    scorer = Scorer(space, [get_proxy(n, **p) for n, p in proxy_specs], inputs, seed, num_classes, device)
     _WORKER.update(scorer=scorer, store=ScoreStore(store_url))
 
 
@@ -219,7 +227,7 @@ def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
         else:
             specs = [(p.name, p.params) for p in scorer.proxies]
             initargs = (space.name, specs, scorer.inputs, scorer.seed, scorer.num_classes, store.url,
-                        threads or previous_threads)
+                        threads or previous_threads, scorer.device)
             in_processes(_worker_score, tasks, workers, _worker_init, initargs, deadline,
                          bar.update if bar else None)
     finally:
@@ -261,3 +269,95 @@ def population_scores(ensemble: Proxy, keys: Sequence[str],
             reason = f"ranked last for failed {', '.join(failed)}" if failed else ""
             out[key] = ProxyResult(float(values[j]), seconds, "ok", reason)
     return out
+
+
+# -- what nas.score returns --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoreColumn:
+    """One proxy's scores with what they mean: its direction and the protocol they were computed
+    under (``digest`` is the store's key; empty for an ensemble, which is ranked, not stored)."""
+
+    label: str
+    proxy: Proxy
+    higher_is_better: bool
+    protocol: dict[str, Any]
+    digest: str
+    scores: dict[str, Score]
+
+
+class ScoreTable(Mapping[str, Mapping[str, Score]]):
+    """Scores of architectures of one space by several proxies: ``table[label][arch key]`` is a
+    :class:`~nas.records.Score`. Columns keep their order; ``keys`` the architectures' order.
+
+    >>> import nas
+    >>> scores = nas.score("nats-tss", "params,flops", archs=[0, 9930])
+    >>> scores["params"][scores.keys[1]].score
+    1288506.0
+    >>> scores.labels, scores.higher_is_better("flops")
+    (['params', 'flops'], True)
+    """
+
+    def __init__(self, space: SearchSpace, archs: Sequence[Any], columns: Sequence[ScoreColumn],
+                 inputs: InputSpec, seed: int, wall_time_s: float = 0.0) -> None:
+        self.space = space
+        self.archs = list(archs)
+        self.keys = [space.key(a) for a in self.archs]
+        self.columns = {c.label: c for c in columns}
+        self.inputs = inputs
+        self.seed = seed
+        self.wall_time_s = wall_time_s
+
+    def __getitem__(self, label: str) -> Mapping[str, Score]:
+        return self.columns[label].scores
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.columns)
+
+    def higher_is_better(self, label: str) -> bool:
+        return self.columns[label].higher_is_better
+
+    def values(self, label: str) -> list[float]:  # type: ignore[override]
+        """One proxy's scores in the order of :attr:`keys`, NaN where failed or missing."""
+        nan = float("nan")
+        column = self.columns[label].scores
+        return [column[k].score if k in column and column[k].ok else nan for k in self.keys]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One plain dict per (architecture, proxy): space, index, arch, proxy, score, seconds,
+        status, reason (what ``nas score --out`` writes)."""
+        from nas.errors import NasError
+
+        out = []
+        for arch, key in zip(self.archs, self.keys):
+            try:
+                index: Any = self.space.index_of(arch)
+            except NasError:
+                index = ""
+            for label, column in self.columns.items():
+                r = column.scores.get(key)
+                out.append({"space": self.space.name, "index": index, "arch": key, "proxy": label,
+                            "score": None if r is None else r.score,
+                            "seconds": None if r is None else round(r.seconds, 6),
+                            "status": "missing" if r is None else r.status, "reason": "" if r is None else r.reason})
+        return out
+
+    def __repr__(self) -> str:
+        return f"ScoreTable({self.space.name}, {len(self.keys)} archs, {', '.join(self.labels)})"
+
+
+def score_table(scorer: Scorer, archs: Sequence[Any], results: Mapping[str, Mapping[str, Any]],
+                wall_time_s: float = 0.0) -> ScoreTable:
+    """The requested proxies' columns of :func:`score_many`'s results, with directions and protocols."""
+    columns = []
+    for proxy, label in zip(scorer.requested, scorer.labels):
+        digest = "" if proxy.population else scorer.digest(proxy)
+        columns.append(ScoreColumn(label, proxy, bool(proxy.higher_is_better), scorer.protocol(proxy), digest,
+                                   dict(results[label])))
+    return ScoreTable(scorer.space, archs, columns, scorer.inputs, scorer.seed, wall_time_s)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nas.errors import NasError
+from nas.records import Score
 from nas.paths import nas_home
 
 _META = sa.MetaData()
@@ -43,26 +43,8 @@ def default_store_url() -> str:
     return f"sqlite:///{nas_home() / 'scores.db'}"
 
 
-@dataclass(frozen=True)
-class StoredScore:
-    score: float
-    seconds: float
-    status: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ScoreRow:
-    """One stored score with its key (what an archive carries between stores)."""
-
-    space: str
-    arch: str
-    protocol: str
-    proxy: str
-    score: float
-    seconds: float
-    status: str
-    reason: str
+#: Stored scores are the one score record, :class:`nas.records.Score` (names kept for callers).
+StoredScore = ScoreRow = Score
 
 
 class ScoreStore:
@@ -104,8 +86,8 @@ class ScoreStore:
                           SCORES.c.reason).where(SCORES.c.space == space, SCORES.c.protocol == digest)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        out = {r.arch: StoredScore(float("nan") if r.score is None else r.score, r.seconds, r.status,
-                                   r.reason or "") for r in rows}
+        out = {r.arch: Score(float("nan") if r.score is None else r.score, r.seconds, r.status,
+                             r.reason or "", space=space, arch=r.arch, protocol=digest) for r in rows}
         if archs is not None:
             wanted = set(archs)
             out = {k: v for k, v in out.items() if k in wanted}
@@ -139,8 +121,9 @@ class ScoreStore:
             query = query.where(SCORES.c.protocol.in_(sorted(set(digests))))
         query = query.order_by(SCORES.c.space, SCORES.c.protocol, SCORES.c.arch)
         with self.engine.connect() as conn:
-            return [ScoreRow(r.space, r.arch, r.protocol, r.proxy, float("nan") if r.score is None else r.score,
-                             r.seconds, r.status, r.reason or "") for r in conn.execute(query).all()]
+            return [Score(float("nan") if r.score is None else r.score, r.seconds, r.status, r.reason or "",
+                          proxy=r.proxy, space=r.space, arch=r.arch, protocol=r.protocol)
+                    for r in conn.execute(query).all()]
 
     def delete(self, space: str, digest: str, archs: Iterable[str]) -> None:
         """Remove the scores of ``archs`` under one protocol (e.g. imported ones that did not

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable, Sequence
 
 from nas.errors import NasError
+from nas.records import Score
 from nas.registry import Registry, source_of
 
 if TYPE_CHECKING:
@@ -202,18 +203,8 @@ def protocol_digest(protocol: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-@dataclass
-class ProxyResult:
-    """One score, or why there is none."""
-
-    score: float
-    seconds: float
-    status: str = "ok"          # "ok" or "failed"
-    reason: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
+#: A proxy's result is the project's one score record (kept under this name for callers).
+ProxyResult = Score
 
 
 def evaluate(proxy: Proxy, model: "nn.Module", batch: "Batch") -> ProxyResult:

@@ -42,11 +42,11 @@ class Fisher(LossGradientProxy):
     reads_weights, reads_outputs = False, True
 
     def from_gradients(self, gradients: LossGradients) -> float:
-        total = torch.zeros((), dtype=torch.float64)
+        total = 0.0
         for (act, fan_in), grad in zip(gradients.outputs, gradients.output_grads):
             if grad is None:
                 continue
             per_sample = (act.detach() * grad).flatten(2).sum(2) if act.dim() > 2 else act.detach() * grad
             channel = per_sample.pow(2).mean(0).mul(0.5)
-            total += channel.abs().sum().to(torch.float64) * fan_in
+            total = total + channel.abs().sum().to(torch.float64) * fan_in  # on the network's device
         return float(total)

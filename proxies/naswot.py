@@ -138,6 +138,7 @@ class _KernelRecorder:
         self.entries[key] = [weakref.ref(x), x._version, kernel, 1]
 
     def _fold(self, entry: list) -> None:
+        self.kernel = self.kernel.to(entry[2].device)  # the network's device (a no-op on the CPU)
         self.kernel += entry[3] * entry[2]
 
     def total(self) -> torch.Tensor:

@@ -199,7 +199,7 @@ def stages(shared: Path, tables: dict[str, Any]) -> list[Stage]:
     nb101 = nb101_cells(tables["nb101"])
     fixtures = [sss.resolve(k) for k in tables["nats-sss"].keys]
     holdout = holdout_cells(tss, sample)
-    from nas.correlate import unique_representatives
+    from nas.correlation import unique_representatives
 
     unique = unique_representatives(tss, "pruned")
     every = scoring_order(tss, unique)
@@ -389,7 +389,7 @@ def correlate_population(space_name: str, archs: list[Any], scores: dict[str, di
     ``coverage``)."""
     from nas.searchspaces import get_space
 
-    from nas.correlate import correlate
+    from nas.correlation import correlate
 
     space = get_space(space_name)
     keys = [space.key(a) for a in archs]
@@ -682,7 +682,7 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
               resamples: int, scoring_seconds: float, started: float, provenance: str = "") -> None:
     from nas.searchspaces import get_space
 
-    from nas.correlate import unique_representatives
+    from nas.correlation import unique_representatives
 
     stage = {s.name: s for s in plan}
     tss_table = tables["nats-tss"]
@@ -827,7 +827,7 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     write_results(out, sections)
 
     figures = out.parent / "figures" / "tss-sample1000"
-    from nas.correlate import correlate
+    from nas.correlation import correlate
     from nas.report import write_report
 
     on_every_cell = {label: v for label, v in sample_scores.items() if len(v) == len(sample.archs)}
@@ -856,7 +856,7 @@ def nb101_batch_records(stage: Stage, inputs, store, table, resamples: int) -> d
     both = [k for k in keys if all(k in by_key for by_key in scores.values())]
     if len(both) < 3:
         return {}
-    from nas.correlate import correlate
+    from nas.correlation import correlate
 
     out = {}
     for batch, by_key in scores.items():

@@ -72,11 +72,13 @@ def parse_objectives(objectives: str | None, proxy: str | None) -> list[Objectiv
     name a proxy (``near``, ``synflow(...)``); ``proxy``, when given with it, must be one of them."""
     if not objectives:
         if not proxy:
-            raise NasError("say what to optimise: --proxy NAME (or --objectives NAME,params)")
+            raise NasError("say what to optimise: {proxy} NAME (or {objectives} NAME,params)",
+                           params=("proxy", "objectives"))
         specs = parse_proxy_spec(proxy)
         if len(specs) > 1:
-            raise NasError(f"--proxy takes one proxy, got {proxy!r}; for several objectives use "
-                           f"--objectives {proxy} (multi-objective, e.g. with --sampler nsga2)")
+            raise NasError(f"{{proxy}} takes one proxy, got {proxy!r}; for several objectives use "
+                           f"{{objectives}} {proxy} (multi-objective, e.g. with {{sampler}} nsga2)",
+                           params=("proxy", "objectives", "sampler"))
         name, params = specs[0]
         proxy_class(name)  # unknown proxy -> error now
         return [ObjectiveSpec(name, tuple(sorted(params.items())))]
@@ -88,11 +90,11 @@ def parse_objectives(objectives: str | None, proxy: str | None) -> list[Objectiv
             proxy_class(name)
             out.append(ObjectiveSpec(name, tuple(sorted(params.items()))))
     if len({o.label for o in out}) != len(out):
-        raise NasError(f"--objectives names the same objective twice: {objectives!r}")
+        raise NasError(f"{{objectives}} names the same objective twice: {objectives!r}", params=("objectives",))
     if proxy:
         wanted = parse_objectives(None, proxy)[0]
         if wanted not in out:
-            raise NasError(f"--proxy {proxy} is not among --objectives {objectives}")
+            raise NasError(f"{{proxy}} {proxy} is not among {{objectives}} {objectives}", params=("proxy", "objectives"))
         out.remove(wanted)
         out.insert(0, wanted)
     return out
@@ -122,7 +124,8 @@ class ProxyObjective:
 
     def __init__(self, space: SearchSpace, objectives: Sequence[ObjectiveSpec], inputs: InputSpec, *,
                  budget: int, store: ScoreStore | None = None, score_seed: int = 0,
-                 num_classes: int | None = None, max_repeats: int = 100, wait_timeout: float = 600.0) -> None:
+                 num_classes: int | None = None, max_repeats: int = 100, wait_timeout: float = 600.0,
+                 device: str = "cpu") -> None:
         if not objectives:
             raise NasError("no objective given")
         if budget < 1:
@@ -136,7 +139,8 @@ class ProxyObjective:
         self.num_classes = num_classes or inputs.info.num_classes
         self.proxies = [get_proxy(o.name, **dict(o.params)) for o in self.objectives if not o.cost]
         # the scorer scores per network: an ensemble's components, each once
-        self.scorer = (Scorer(space, self.proxies, inputs, seed=score_seed, num_classes=self.num_classes)
+        self.scorer = (Scorer(space, self.proxies, inputs, seed=score_seed, num_classes=self.num_classes,
+                              device=device)
                        if self.proxies else None)
         self.store = store if store is not None else ScoreStore()
         self.score_seed = score_seed

@@ -51,16 +51,31 @@ class SearchConfig:
     inputs: InputSpec = field(default_factory=InputSpec)
     score_seed: int = 0
     num_classes: int | None = None
+    #: where networks run; not part of the study's identity (see nas.devices)
+    device: str = field(default="cpu", compare=False)
+    #: an Optuna sampler object given instead of a name (its class names it in the identity)
+    sampler_object: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         from nas.searchspaces import canonical_space_name
 
         object.__setattr__(self, "space", canonical_space_name(self.space))
-        object.__setattr__(self, "sampler", canonical_sampler(self.sampler))
+        if not isinstance(self.sampler, str):
+            import optuna
+
+            if not isinstance(self.sampler, optuna.samplers.BaseSampler):
+                raise NasError(f"sampler must be a name or an optuna.samplers.BaseSampler, got {self.sampler!r}")
+            if self.sampler_options:
+                raise NasError("sampler options go to a sampler given by name, not to a sampler object")
+            cls = type(self.sampler)
+            object.__setattr__(self, "sampler_object", self.sampler)
+            object.__setattr__(self, "sampler", f"{cls.__module__}.{cls.__qualname__}")
+        if self.sampler_object is None:
+            object.__setattr__(self, "sampler", canonical_sampler(self.sampler))
         object.__setattr__(self, "sampler_options", tuple(sorted(dict(self.sampler_options).items())))
         if not self.objectives:
             raise NasError("no objective given")
-        if len(self.objectives) > 1 and not is_multi_objective(self.sampler):
+        if len(self.objectives) > 1 and self.sampler_object is None and not is_multi_objective(self.sampler):
             from nas.strategies.samplers import MULTI_OBJECTIVE
 
             raise NasError(f"sampler {self.sampler} optimises one objective; for "
@@ -104,11 +119,11 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         if self.trials < 1:
-            raise NasError(f"--trials must be positive, got {self.trials}")
+            raise NasError(f"{{trials}} must be positive, got {self.trials}", params=("trials",))
         if self.workers < 1:
-            raise NasError(f"--workers must be positive, got {self.workers}")
+            raise NasError(f"{{workers}} must be positive, got {self.workers}", params=("workers",))
         if self.max_repeats < 1:
-            raise NasError(f"--max-repeats must be positive, got {self.max_repeats}")
+            raise NasError(f"{{max_repeats}} must be positive, got {self.max_repeats}", params=("max_repeats",))
         object.__setattr__(self, "storage", normalize_url(self.storage))
 
 
@@ -207,11 +222,17 @@ def work(config: SearchConfig, options: RunOptions, worker: int = 0, existing_tr
             space = get_space(config.space)
             objective = ProxyObjective(space, config.objectives, config.inputs, budget=options.trials,
                                        store=ScoreStore(options.store), score_seed=config.score_seed,
-                                       num_classes=config.num_classes, max_repeats=options.max_repeats)
+                                       num_classes=config.num_classes, max_repeats=options.max_repeats,
+                                       device=config.device)
             if objective.scorer is not None:
                 _ = objective.scorer.batch  # read the inputs now: a bad --data fails before any trial
-            sampler = make_sampler(config.sampler, worker_seed(config.seed, worker, existing_trials),
-                                   space=space, **dict(config.sampler_options))
+            if config.sampler_object is not None:
+                sampler = config.sampler_object  # a copy in a spawned worker
+                if worker or existing_trials:
+                    sampler.reseed_rng()  # as Optuna does for parallel jobs: no replayed proposals
+            else:
+                sampler = make_sampler(config.sampler, worker_seed(config.seed, worker, existing_trials),
+                                       space=space, **dict(config.sampler_options))
             study = open_study(config, options, TaggingSampler(sampler), create=False)
 
             last_check = [0.0]

@@ -140,7 +140,7 @@ def test_same_score_admits_float_order_noise_not_another_value():
     from nas.store import ScoreRow
 
     def row(score, status="ok"):
-        return ScoreRow("nats-tss", "a", "d", "zico", score, 0.1, status, "")
+        return ScoreRow(score, 0.1, status, "", proxy="zico", space="nats-tss", arch="a", protocol="d")
 
     assert same_score(row(243.23), row(244.11))  # zico, one torch thread against two (0.36%)
     assert not same_score(row(243.23), row(250.0))

@@ -13,7 +13,7 @@ from conftest import require
 from nas import stats
 from nas.benchmarks import BenchmarkTable, TableData, import_benchmark, write_table
 from nas.cli import main
-from nas.correlate import correlate, proxy_direction, select_population
+from nas.correlation import correlate, proxy_direction, select_population
 from nas.errors import NasError
 from nas.proxies import ProxyResult, register_proxy
 from nas.searchspaces import get_space

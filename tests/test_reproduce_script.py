@@ -82,7 +82,7 @@ def test_holdout_cells_are_outside_the_sample_and_fixed(reproduce):
 
 
 def test_the_whole_space_stages_score_every_cell_once_unique_cells_first(reproduce):
-    from nas.correlate import unique_representatives
+    from nas.correlation import unique_representatives
     from nas.searchspaces import get_space
 
     tss = get_space("nats-tss")

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="scores per space, proxy and protocol", epilog=EXAMPLES, formatter_class=fmt)
     p.add_argument("--space", help="one space (default: all)")
     common(p)
-    p.set_defaults(func=cmd_info)
+    p.set_defaults(func=cmd_info, parser=p)
 
     p = sub.add_parser("export", help="write stored scores to an archive (.jsonl.gz)",
                        epilog=EXAMPLES, formatter_class=fmt)
@@ -45,13 +45,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--exclude", nargs="+", default=[], metavar="ARCHIVE",
                    help="leave out the scores these archives hold (write an increment)")
     common(p)
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, parser=p)
 
     p = sub.add_parser("import", help="add an archive's scores the store lacks", epilog=EXAMPLES,
                        formatter_class=fmt)
     p.add_argument("archives", nargs="+", metavar="ARCHIVE", help="archive files (.jsonl.gz)")
     common(p)
-    p.set_defaults(func=cmd_import)
+    p.set_defaults(func=cmd_import, parser=p)
     return store
 
 

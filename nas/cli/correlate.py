@@ -1,5 +1,5 @@
 """``nas correlate``: score a population (through the score store) and measure how well each
-proxy ranks it against recorded accuracies. The computation is :mod:`nas.correlate`, the
+proxy ranks it against recorded accuracies. The computation is :mod:`nas.correlation`, the
 Markdown/PNG report :mod:`nas.report`."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from nas.cli.options import add_inputs, add_output, add_run, add_space, parse_inputs, read_archs
 from nas.errors import NasError
 
 EXAMPLES = (
@@ -16,7 +17,7 @@ EXAMPLES = (
     "  nas correlate --space nats-tss --proxy near,nlc,synflow,params --dataset cifar10,cifar100,imagenet16 \\\n"
     "                --split test --epochs 200 --sample 1000 --seed 0 --data cifar10:DIR --report report/\n"
     "  nas correlate --space nats-tss --proxy params,flops --dataset cifar10 --split test --epochs 200 \\\n"
-    "                --sample all --unique --json results.json      # the 9,445 unique cells\n"
+    "                --sample all --unique --out results.json      # the 9,445 unique cells\n"
     "  nas correlate --space nats-tss --proxy synflow --dataset cifar10 --split valid --epochs 200 \\\n"
     "                --sample 500 --failed worst --bootstrap 0 --json  # JSON on stdout\n"
     "\n"
@@ -27,7 +28,7 @@ EXAMPLES = (
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from nas import correlate as defaults
+    from nas import correlation as defaults
 
     p = subparsers.add_parser(
         "correlate", help="rank agreement of proxies with recorded accuracies (tau, rho, top-k, nDCG)",
@@ -35,7 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "Kendall's tau-b with a bootstrap confidence interval, Spearman's rho, top-k "
                     "precision and nDCG against the benchmark table's accuracies.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--space", required=True, help="nats-tss, nats-sss or nb101")
+    add_space(p)
     p.add_argument("--proxy", required=True, help="comma-separated proxies, e.g. near,nlc,synflow,params")
     p.add_argument("--dataset", help="required: comma-separated benchmark datasets, e.g. cifar10,cifar100,imagenet16")
     p.add_argument("--split", help="required: train, valid or test (what the table holds)")
@@ -48,15 +49,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "(6,466, NAS-Bench-201's own count); the representative is the lowest index")
     p.add_argument("--table", help="benchmark table file (default: the space's imported table)")
     p.add_argument("--seed", type=int, default=0,
-                   help="seed of the sample, the input batch, the network init and the bootstrap (default 0)")
-    p.add_argument("--data", default="gaussian", help="proxy inputs: gaussian (default), cifar10:DIR, cifar100:DIR or npz:FILE")
-    p.add_argument("--input-dataset", default="cifar10",
-                   help="input shape and classes for gaussian/npz inputs (default cifar10; `nas score --dataset`)")
-    p.add_argument("--batch-size", type=int, default=64, help="input batch size (default 64)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes for missing scores (default 1)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads per process (default 1; 0 = torch's default)")
-    p.add_argument("--store", help="score store URL (default sqlite:///$NAS_HOME/scores.db)")
+                   help="seed of the sample and the bootstrap, and of the scores unless --score-seed (default 0)")
+    add_inputs(p, score_seed_default="--seed")
+    add_run(p, "worker processes for missing scores (default 1)")
     p.add_argument("--failed", default="drop", choices=defaults.FAILED_POLICIES,
                    help="failed scores: drop them (default) or rank them worst; counted either way")
     p.add_argument("--bootstrap", type=int, default=defaults.DEFAULT_RESAMPLES, metavar="N",
@@ -65,10 +60,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ndcg-top", type=int, default=defaults.DEFAULT_NDCG_TOP,
                    help=f"nDCG over the top N ranks by score (default {defaults.DEFAULT_NDCG_TOP})")
     p.add_argument("--report", metavar="DIR", help="write report.md, results.json and PNG plots to DIR")
-    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
-                   help="JSON: bare --json prints it on stdout (instead of the table); --json FILE writes it")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or header")
-    p.set_defaults(func=run)
+    add_output(p, "write the results as JSON to FILE", json_file_deprecated=True)
+    p.set_defaults(func=run, parser=p)
     return p
 
 
@@ -81,15 +74,14 @@ def _datasets(text: str | None) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.benchmarks import open_table
-    from nas.cli import _read_archs
-    from nas.correlate import check_combinations, correlate, select_population
-    from nas.data import parse_data_arg
+    from nas.devices import resolve_device
+    from nas.correlation import check_combinations, correlate, select_population
     from nas.proxies import get_proxy, parse_proxy_spec
     from nas.scoring import Scorer, proxy_label, score_many
     from nas.searchspaces import get_space
     from nas.store import ScoreStore
 
-    to_stdout = args.json == "-"
+    to_stdout = args.json is True
     chatty = not args.quiet and not to_stdout
     space = get_space(args.space)
     table = open_table(args.table or space.name)
@@ -101,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if args.ndcg_top < 1:
         raise NasError(f"--ndcg-top must be >= 1, got {args.ndcg_top}")
     proxies = [get_proxy(name, **params) for name, params in parse_proxy_spec(args.proxy)]
-    inputs = parse_data_arg(args.data, dataset=args.input_dataset, batch_size=args.batch_size, seed=args.seed)
-    archs, selection = select_population(space, args.sample, args.seed,
-                                         _read_archs(args.archs), args.unique)
-    scorer = Scorer(space, proxies, inputs, seed=args.seed)
+    score_seed = args.seed if args.score_seed is None else args.score_seed
+    inputs = parse_inputs(args, score_seed)
+    archs, selection = select_population(space, args.sample, args.seed, read_archs(args.archs), args.unique)
+    scorer = Scorer(space, proxies, inputs, seed=score_seed, device=resolve_device(args.device))
     _ = scorer.batch  # read the inputs now: a bad --data fails before any work starts
     store = ScoreStore(args.store)
     if chatty:
@@ -123,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     extra: dict[str, Any] = {
         "archs": selection,
         "inputs": inputs.protocol(),
-        "network_seed": args.seed,
+        "network_seed": score_seed,
         "num_classes": scorer.num_classes,
         "store": store.url,
         "proxy_protocols": {proxy_label(p): scorer.protocol(p) for p in proxies},
@@ -135,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - start
     payload = corr.to_json()
     payload["wall_time_s"] = {"scoring": round(scoring_seconds, 2), "total": round(wall, 2)}
-    if args.json and not to_stdout:
-        with open(args.json, "w") as f:
+    if args.out:
+        with open(args.out, "w") as f:
             json.dump(payload, f, indent=1)
             f.write("\n")
     report_path = None
@@ -154,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         for key, reason in reasons[:3]:
             print(f"  failed: {label} on {key}: {reason}")
     print(f"wall time {wall:.1f} s (scoring {scoring_seconds:.1f} s)"
-          + (f"; wrote {args.json}" if args.json else "")
+          + (f"; wrote {args.out}" if args.out else "")
           + (f"; report {report_path}" if report_path else ""))
     return 0
 

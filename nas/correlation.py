@@ -73,10 +73,11 @@ def unique_representatives(space, reading: str = DEFAULT_UNIQUE) -> list[Any]:
 
 def _check_unique(space, reading: str) -> None:
     if not hasattr(space, "unique_key"):
-        raise NasError(f"--unique: the {space.name} space has no notion of functionally equal cells "
-                       f"(every architecture is already distinct); drop --unique")
+        raise NasError(f"{{unique}}: the {space.name} space has no notion of functionally equal cells "
+                       f"(every architecture is already distinct); drop {{unique}}", params=("unique",))
     if reading not in UNIQUE_READINGS:
-        raise NasError(f"--unique: unknown reading {reading!r}; expected one of {', '.join(UNIQUE_READINGS)}")
+        raise NasError(f"{{unique}}: unknown reading {reading!r}; expected one of {', '.join(UNIQUE_READINGS)}",
+                       params=("unique",))
 
 
 def select_population(space, sample: str | int | None, seed: int, archs: Sequence[str] | None = None,
@@ -115,14 +116,16 @@ def select_population(space, sample: str | int | None, seed: int, archs: Sequenc
                 chosen = reps
             else:
                 if sample is None:
-                    raise NasError("say which architectures: --sample N, --sample all, or --archs")
+                    raise NasError("say which architectures: {sample} N, {sample} all, or {archs}",
+                                   params=("sample", "archs"))
                 try:
                     n = int(sample)
                 except ValueError:
-                    raise NasError(f"--sample must be a number or 'all', got {sample!r}") from None
+                    raise NasError(f"{{sample}} must be a number or 'all', got {sample!r}",
+                                   params=("sample",)) from None
                 if not 0 < n <= len(reps):
-                    raise NasError(f"--sample {n} is out of range (1..{len(reps)} unique "
-                                   f"{space.name} cells, reading {unique!r})")
+                    raise NasError(f"{{sample}} {n} is out of range (1..{len(reps)} unique "
+                                   f"{space.name} cells, reading {unique!r})", params=("sample",))
                 rng = np.random.default_rng(seed)
                 chosen = [reps[int(i)] for i in rng.choice(len(reps), n, replace=False)]
     info["n"] = len(chosen)
@@ -137,15 +140,15 @@ def check_combinations(table, datasets: Sequence[str] | None, split: str | None,
     from nas.benchmarks.table import canonical_dataset
 
     have = ", ".join(f"{d}/{s}/{e}" for d, s, e in table.combinations()) or "nothing"
-    for option, value in (("--dataset", datasets), ("--split", split), ("--epochs", epochs)):
+    for option, value in (("dataset", datasets), ("split", split), ("epochs", epochs)):
         if value is None or (not isinstance(value, (str, int)) and not list(value)):
-            raise NasError(f"{option} is required (no defaults); the {table.space_name} table has "
-                           f"dataset/split/epochs: {have}")
+            raise NasError(f"{{{option}}} is required (no defaults); the {table.space_name} table has "
+                           f"dataset/split/epochs: {have}", params=(option,))
     out: list[str] = []
     try:
         epochs = int(epochs)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise NasError(f"--epochs must be an integer, got {epochs!r}") from None
+        raise NasError(f"{{epochs}} must be an integer, got {epochs!r}", params=("epochs",)) from None
     for name in datasets:  # type: ignore[union-attr]
         canonical = canonical_dataset(name)
         if canonical not in out:
@@ -208,8 +211,9 @@ def correlate(space, scores: Mapping[str, Mapping[str, Any]], table, *, datasets
               fractions: Sequence[float] = FRACTIONS, ndcg_top: int = DEFAULT_NDCG_TOP,
               directions: Mapping[str, bool] | None = None,
               protocol: Mapping[str, Any] | None = None) -> Correlation:
-    """Correlate every label of ``scores`` ({label: {arch key: result}}, results with ``score``
-    and ``status`` or plain floats) with the table's accuracies on each dataset.
+    """Correlate every label of ``scores`` (a :class:`~nas.scoring.ScoreTable`, or {label: {arch
+    key: result}} with results that have ``score`` and ``status`` or plain floats) with the
+    table's accuracies on each dataset.
 
     ``keys`` is the population (arch keys or architectures; default: every key scored by any
     label, in order). ``directions`` overrides ``higher_is_better`` per label. ``protocol`` is
@@ -227,6 +231,11 @@ def correlate(space, scores: Mapping[str, Mapping[str, Any]], table, *, datasets
 
     split, epochs = canonical_split(split), int(epochs)
     labels = list(scores)
+    columns = getattr(scores, "columns", None)  # a ScoreTable knows its directions and order
+    if columns is not None:
+        directions = {**{label: column.higher_is_better for label, column in columns.items()}, **(directions or {})}
+        if keys is None:
+            keys = list(scores.keys)  # type: ignore[attr-defined]
     if not labels:
         raise NasError("no proxy scores to correlate")
     if keys is None:
