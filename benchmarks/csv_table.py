@@ -14,6 +14,7 @@ One row per architecture. Columns (any order; unknown columns are ignored and re
 
 ``../shared/data/nb201/nb201_accuracies.csv`` follows this schema (import with ``epochs=200``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -61,9 +62,7 @@ def import_csv(path: str | os.PathLike, space: str, epochs: int | None = None) -
         header = reader.fieldnames or []
         rows = list(reader)
     if not any(k in header for k in KEY_COLUMNS):
-        raise BenchmarkError(
-            f"{str(path)!r} has no key column; expected one of {', '.join(KEY_COLUMNS)}"
-        )
+        raise BenchmarkError(f"{str(path)!r} has no key column; expected one of {', '.join(KEY_COLUMNS)}")
     metric_cols = {c: _METRIC.match(c) for c in header if _METRIC.match(c)}
     if not metric_cols:
         raise BenchmarkError(
@@ -100,9 +99,12 @@ def import_csv(path: str | os.PathLike, space: str, epochs: int | None = None) -
     known = set(KEY_COLUMNS) | set(metric_cols)
     known |= {f"{c}_{s}" for c in metric_cols for s in ("std", "nseeds")}
     ignored = [c for c in header if c not in known and not _COST.match(c)]
-    data = TableData(space_name, keys, indices,
-                     provenance={"source": str(path.resolve()), "importer": "csv",
-                                 "ignored_columns": ",".join(ignored)})
+    data = TableData(
+        space_name,
+        keys,
+        indices,
+        provenance={"source": str(path.resolve()), "importer": "csv", "ignored_columns": ",".join(ignored)},
+    )
     for column, match in sorted(metric_cols.items()):
         hp, dataset, split = match.groups()
         combo = (canonical_dataset(dataset), split, int(hp) if hp else int(epochs))

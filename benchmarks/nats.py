@@ -21,12 +21,14 @@ the benchmark recorded (never a random seed; ``is_random`` is the API default we
 Costs (params as a count, FLOPs in millions, latency in seconds) follow the API's own
 ``get_compute_costs`` of the longest schedule, including its legacy fix for seeds that disagree.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -113,8 +115,11 @@ class _Collector:
         for (dataset, split, epochs), values in sorted(self.values.items()):
             official, eval_name = SPLIT_SOURCES[(dataset, split)]
             where = "train accuracy" if eval_name == "train" else eval_name
-            data.add_metric((dataset, split, epochs), values,
-                            f"{source_prefix} {official} {where} after epoch {epochs} (hp={epochs})")
+            data.add_metric(
+                (dataset, split, epochs),
+                values,
+                f"{source_prefix} {official} {where} after epoch {epochs} (hp={epochs})",
+            )
         data.costs = dict(self.costs)
         return data
 
@@ -174,18 +179,14 @@ def _open_nats(path: Path, space: str):
     if not path.is_dir():
         raise BenchmarkError(f"NATS-Bench directory {str(path)!r} does not exist")
     if not (path / "meta.pickle.pbz2").is_file():
-        raise BenchmarkError(
-            f"{str(path)!r} is not a NATS-Bench fast_mode directory (no meta.pickle.pbz2)"
-        )
+        raise BenchmarkError(f"{str(path)!r} is not a NATS-Bench fast_mode directory (no meta.pickle.pbz2)")
     try:
         return nats_bench.create(str(path), space, fast_mode=True, verbose=False)
     except Exception as err:
         raise BenchmarkError(f"cannot open NATS-Bench directory {str(path)!r}: {err}") from None
 
 
-def import_nats_directory(
-    path: str | os.PathLike, space: str | None = None, progress: bool = False
-) -> TableData:
+def import_nats_directory(path: str | os.PathLike, space: str | None = None, progress: bool = False) -> TableData:
     """Convert a NATS-Bench ``fast_mode`` directory (``NATS-tss-v1_0-3ffb9-simple`` or
     ``NATS-sss-v1_0-50262-simple``) into a table, one row per architecture file present."""
     path = Path(path)
@@ -206,8 +207,8 @@ def import_nats_directory(
     for index, hp2results in _progress(records, len(indices), f"import {path.name}", progress):
         collector.add(index, *extract(hp2results))
     return collector.table(
-        "NATS-Bench", {"source": str(path.resolve()), "importer": "nats-fast-mode",
-                       "architectures": str(len(indices))},
+        "NATS-Bench",
+        {"source": str(path.resolve()), "importer": "nats-fast-mode", "architectures": str(len(indices))},
     )
 
 
@@ -247,6 +248,6 @@ def import_nb201_pth(path: str | os.PathLike, progress: bool = False) -> TableDa
                 hp2results[epochs] = ArchResults.create_from_state_dict(entry[name])
         collector.add(int(index), *extract(hp2results))
     return collector.table(
-        "NAS-Bench-201", {"source": str(path.resolve()), "importer": "nb201-pth",
-                          "architectures": str(len(indices))},
+        "NAS-Bench-201",
+        {"source": str(path.resolve()), "importer": "nb201-pth", "architectures": str(len(indices))},
     )

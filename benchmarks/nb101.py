@@ -32,6 +32,7 @@ Every user-caused failure (missing file, not a TFRecord, CRC mismatch, truncated
 the wrong shape, HDF5 without a dataset, CSV without a column) raises
 :class:`~nas.errors.BenchmarkError` with one line naming the file and the problem.
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,14 +41,14 @@ import csv
 import json
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from nas.errors import BenchmarkError
-
 from nas.benchmarks.table import TableData, nan_quiet
+from nas.errors import BenchmarkError
 
 SPACE = "nb101"
 DATASET = "cifar10"
@@ -62,8 +63,8 @@ OP_PAD = -3
 
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
-_HEADER = struct.Struct("<QI")      # uint64 length, uint32 masked crc of the length
-_FOOTER = struct.Struct("<I")       # uint32 masked crc of the data
+_HEADER = struct.Struct("<QI")  # uint64 length, uint32 masked crc of the length
+_FOOTER = struct.Struct("<I")  # uint32 masked crc of the data
 _DOUBLE = struct.Struct("<d")
 _FIXED32 = struct.Struct("<I")
 
@@ -141,9 +142,7 @@ def _iter_tfrecords(path: Path, verify: bool) -> Iterator[tuple[int, bytes]]:
             data = read(length)
             footer = read(4)
             if len(data) < length or len(footer) < 4:  # the file shrank while we read it
-                raise BenchmarkError(
-                    f"TFRecord file {name!r} is truncated in the record at byte offset {offset}"
-                )
+                raise BenchmarkError(f"TFRecord file {name!r} is truncated in the record at byte offset {offset}")
             if crc is not None:
                 c = crc(data)
                 if unpack_footer(footer)[0] != (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32:
@@ -207,14 +206,14 @@ def _fields(buf: bytes, pos: int = 0) -> Iterator[tuple[int, int, Any]]:
             if wire == 0:
                 value, pos = _varint(buf, pos)
             elif wire == 1:
-                value = buf[pos:pos + 8]
+                value = buf[pos : pos + 8]
                 pos += 8
             elif wire == 2:
                 n, pos = _varint(buf, pos)
-                value = buf[pos:pos + n]
+                value = buf[pos : pos + n]
                 pos += n
             elif wire == 5:
-                value = buf[pos:pos + 4]
+                value = buf[pos : pos + 4]
                 pos += 4
             else:
                 raise _WireError(f"unsupported wire type {wire}")
@@ -225,8 +224,7 @@ def _fields(buf: bytes, pos: int = 0) -> Iterator[tuple[int, int, Any]]:
         raise _WireError("message ends inside a varint") from None
 
 
-_EVAL_NAMES = ("current_epoch", "training_time", "train_accuracy", "validation_accuracy",
-               "test_accuracy")
+_EVAL_NAMES = ("current_epoch", "training_time", "train_accuracy", "validation_accuracy", "test_accuracy")
 _EVAL_FIELDS = {number: name for number, name in enumerate(_EVAL_NAMES, start=1)}
 # Fast path: fields 1..5 written in order as doubles, i.e. keys 0x09 0x11 0x19 0x21 0x29 each
 # followed by 8 bytes (what protobuf serializers emit); anything after them is decoded generically.
@@ -235,7 +233,7 @@ _EVAL_PREFIX = struct.Struct("<" + "xd" * 5)
 
 
 def _decode_evaluation(buf: bytes) -> dict[str, Any]:
-    if buf[0:_EVAL_PREFIX.size:9] == _EVAL_KEYS and len(buf) >= _EVAL_PREFIX.size:
+    if buf[0 : _EVAL_PREFIX.size : 9] == _EVAL_KEYS and len(buf) >= _EVAL_PREFIX.size:
         out: dict[str, Any] = dict(zip(_EVAL_NAMES, _EVAL_PREFIX.unpack_from(buf)))
         start = _EVAL_PREFIX.size
         if start == len(buf):
@@ -301,7 +299,7 @@ def _final_run(buf: bytes) -> tuple[dict[str, Any] | None, int | None]:
     try:
         while pos < end:
             key = buf[pos]
-            if key == 0x0A:          # evaluation_data, length-delimited
+            if key == 0x0A:  # evaluation_data, length-delimited
                 n = buf[pos + 1]
                 if n < 0x80:
                     start = pos + 2
@@ -309,9 +307,9 @@ def _final_run(buf: bytes) -> tuple[dict[str, Any] | None, int | None]:
                     n, start = _varint(buf, pos + 1)
                 pos = start + n
                 last = (start, pos)
-            elif key == 0x10:        # trainable_parameters, varint
+            elif key == 0x10:  # trainable_parameters, varint
                 params, pos = _varint(buf, pos + 1)
-            elif key == 0x19:        # total_time, double
+            elif key == 0x19:  # total_time, double
                 pos += 9
             else:
                 raise _WireError("unexpected key")
@@ -321,7 +319,7 @@ def _final_run(buf: bytes) -> tuple[dict[str, Any] | None, int | None]:
         metrics = decode_model_metrics(buf, final_only=True)
         evaluations = metrics["evaluation_data"]
         return (evaluations[0] if evaluations else None), metrics.get("trainable_parameters")
-    return (None if last is None else _decode_evaluation(buf[last[0]:last[1]])), params
+    return (None if last is None else _decode_evaluation(buf[last[0] : last[1]])), params
 
 
 # -- NAS-Bench-101 records ----------------------------------------------------------------------
@@ -329,8 +327,9 @@ def _parse_graph(adjacency: str, ops: str) -> tuple[np.ndarray, np.ndarray, int]
     """Padded (7, 7) adjacency, padded (7,) op codes and the vertex count of one record."""
     dim = int(round(len(adjacency) ** 0.5))
     if dim * dim != len(adjacency) or not 2 <= dim <= MAX_VERTICES:
-        raise ValueError(f"adjacency string of {len(adjacency)} characters is not a square of "
-                         f"2..{MAX_VERTICES} vertices")
+        raise ValueError(
+            f"adjacency string of {len(adjacency)} characters is not a square of 2..{MAX_VERTICES} vertices"
+        )
     if adjacency.strip("01"):
         raise ValueError(f"adjacency string {adjacency!r} holds characters other than 0 and 1")
     names = ops.split(",")
@@ -363,8 +362,8 @@ class _Accumulator:
         self.adjacency = np.zeros((capacity, MAX_VERTICES, MAX_VERTICES), dtype=np.int8)
         self.ops = np.full((capacity, MAX_VERTICES), OP_PAD, dtype=np.int8)
         self.num_vertices = np.zeros(capacity, dtype=np.int8)
-        self.values: dict[int, np.ndarray] = {}   # epochs -> (capacity, seeds, 4) float64, NaN
-        self.counts: dict[int, np.ndarray] = {}   # epochs -> (capacity,) uint8 runs seen
+        self.values: dict[int, np.ndarray] = {}  # epochs -> (capacity, seeds, 4) float64, NaN
+        self.counts: dict[int, np.ndarray] = {}  # epochs -> (capacity,) uint8 runs seen
 
     def _grow(self) -> None:
         new = self.capacity * 2
@@ -413,19 +412,20 @@ class _Accumulator:
             self._more_seeds()
             values = self.values[epochs]
         get = final.get
-        values[row, seed] = (get("training_time", np.nan), get("train_accuracy", np.nan),
-                             get("validation_accuracy", np.nan), get("test_accuracy", np.nan))
+        values[row, seed] = (
+            get("training_time", np.nan),
+            get("train_accuracy", np.nan),
+            get("validation_accuracy", np.nan),
+            get("test_accuracy", np.nan),
+        )
         counts[row] = seed + 1
 
 
 def _record_error(path: Path, number: int, offset: int, problem: str) -> BenchmarkError:
-    return BenchmarkError(
-        f"NAS-Bench-101 file {str(path)!r}: record {number} at byte offset {offset} {problem}"
-    )
+    return BenchmarkError(f"NAS-Bench-101 file {str(path)!r}: record {number} at byte offset {offset} {problem}")
 
 
-def import_nb101_tfrecord(path: str | os.PathLike, *, verify: bool = True,
-                          progress: bool = False) -> TableData:
+def import_nb101_tfrecord(path: str | os.PathLike, *, verify: bool = True, progress: bool = False) -> TableData:
     """Import ``nasbench_only108.tfrecord`` or ``nasbench_full.tfrecord`` without TensorFlow.
 
     Each record is UTF-8 JSON ``[module_hash, epochs, adjacency_bits (row-major, dim*dim chars),
@@ -464,15 +464,25 @@ def _import_tfrecord(path: Path, verify: bool, bar: Any) -> TableData:
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise _record_error(path, number, offset, "is not UTF-8 JSON") from None
         if not (isinstance(record, list) and len(record) == 5):
-            raise _record_error(path, number, offset,
-                                "is not a JSON list [hash, epochs, adjacency, ops, metrics] "
-                                f"(got {type(record).__name__}"
-                                f"{' of ' + str(len(record)) if isinstance(record, list) else ''})")
+            raise _record_error(
+                path,
+                number,
+                offset,
+                "is not a JSON list [hash, epochs, adjacency, ops, metrics] "
+                f"(got {type(record).__name__}"
+                f"{' of ' + str(len(record)) if isinstance(record, list) else ''})",
+            )
         module_hash, epochs, adjacency, ops, raw_metrics = record
-        if not (isinstance(module_hash, str) and isinstance(epochs, int) and isinstance(adjacency, str)
-                and isinstance(ops, str) and isinstance(raw_metrics, str)) or isinstance(epochs, bool):
-            raise _record_error(path, number, offset,
-                                "has fields of the wrong types (expected str, int, str, str, str)")
+        if not (
+            isinstance(module_hash, str)
+            and isinstance(epochs, int)
+            and isinstance(adjacency, str)
+            and isinstance(ops, str)
+            and isinstance(raw_metrics, str)
+        ) or isinstance(epochs, bool):
+            raise _record_error(
+                path, number, offset, "has fields of the wrong types (expected str, int, str, str, str)"
+            )
         if epochs <= 0:
             raise _record_error(path, number, offset, f"has {epochs} epochs")
         try:
@@ -511,8 +521,11 @@ def _tfrecord_table(acc: _Accumulator, path: Path, records: int) -> TableData:
     for epochs in sorted(acc.values):
         values = acc.values.pop(epochs)[:n][order]  # (n, seeds, 4)
         for column, (split, field) in enumerate(names, start=1):
-            data.add_metric((DATASET, split, int(epochs)), values[:, :, column] * 100.0,
-                            f"nasbench tfrecord final {field} @{epochs}")
+            data.add_metric(
+                (DATASET, split, int(epochs)),
+                values[:, :, column] * 100.0,
+                f"nasbench tfrecord final {field} @{epochs}",
+            )
         if epochs == max(acc.counts):
             with nan_quiet():
                 data.costs[(DATASET, "train_time")] = np.nanmean(values[:, :, 0], axis=1)
@@ -524,8 +537,10 @@ def _tfrecord_table(acc: _Accumulator, path: Path, records: int) -> TableData:
     data.extras["ops"] = acc.ops[:n][order]
     data.extras["num_vertices"] = acc.num_vertices[:n][order]
     data.provenance.update(
-        source=str(path.resolve()), importer="nas.benchmarks.nb101.import_nb101_tfrecord",
-        records=str(records), epochs=",".join(str(e) for e in sorted(acc.counts)),
+        source=str(path.resolve()),
+        importer="nas.benchmarks.nb101.import_nb101_tfrecord",
+        records=str(records),
+        epochs=",".join(str(e) for e in sorted(acc.counts)),
         accuracy_unit="percent (file stores fractions; multiplied by 100)",
         ops_codes=_OPS_DOC,
     )
@@ -609,8 +624,11 @@ def import_nb101_hdf5(path: str | os.PathLike) -> TableData:
     names = ("train", "train_acc"), ("valid", "valid_acc"), ("test", "test_acc")
     for i, epochs in enumerate(EPOCHS):
         for column, (split, field) in enumerate(names, start=1):
-            data.add_metric((DATASET, split, epochs), final[:, i, :, column] * scale,
-                            f"nasbench.hdf5 metrics[{epochs} epochs, final, {field}]")
+            data.add_metric(
+                (DATASET, split, epochs),
+                final[:, i, :, column] * scale,
+                f"nasbench.hdf5 metrics[{epochs} epochs, final, {field}]",
+            )
     with nan_quiet():
         data.costs[(DATASET, "train_time")] = np.nanmean(final[:, EPOCHS.index(108), :, 0], axis=1)
     data.costs[(DATASET, "params")] = params
@@ -618,10 +636,12 @@ def import_nb101_hdf5(path: str | os.PathLike) -> TableData:
     data.extras["ops"] = operations
     data.extras["num_vertices"] = num_vertices
     data.provenance.update(
-        source=str(path.resolve()), importer="nas.benchmarks.nb101.import_nb101_hdf5",
+        source=str(path.resolve()),
+        importer="nas.benchmarks.nb101.import_nb101_hdf5",
         records=str(n),
-        accuracy_unit=("percent (file stores fractions; multiplied by 100)" if fractions
-                       else "percent (file stores percentages)"),
+        accuracy_unit=(
+            "percent (file stores fractions; multiplied by 100)" if fractions else "percent (file stores percentages)"
+        ),
         ops_codes=_OPS_DOC,
     )
     return data
@@ -629,8 +649,7 @@ def import_nb101_hdf5(path: str | os.PathLike) -> TableData:
 
 # -- subset CSV ---------------------------------------------------------------------------------
 _CSV_ACCURACY = {e: f"val_acc_{e}ep" for e in EPOCHS}
-_CSV_COLUMNS = ("hash", "num_vertices", "adjacency", "ops", "params", "train_time_108ep_s",
-                *_CSV_ACCURACY.values())
+_CSV_COLUMNS = ("hash", "num_vertices", "adjacency", "ops", "params", "train_time_108ep_s", *_CSV_ACCURACY.values())
 
 
 def import_nb101_subset_csv(path: str | os.PathLike) -> TableData:
@@ -663,9 +682,7 @@ def import_nb101_subset_csv(path: str | os.PathLike) -> TableData:
             raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r} is not a UTF-8 CSV file") from None
         missing = [c for c in _CSV_COLUMNS if c not in header]
         if missing:
-            raise BenchmarkError(
-                f"NAS-Bench-101 CSV file {name!r} lacks the column(s) {', '.join(missing)}"
-            )
+            raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r} lacks the column(s) {', '.join(missing)}")
         try:
             for row in reader:
                 line = reader.line_num
@@ -691,16 +708,21 @@ def import_nb101_subset_csv(path: str | os.PathLike) -> TableData:
     order = np.argsort(np.array(keys), kind="stable")
     data = TableData(space=SPACE, keys=[keys[i] for i in order], indices=np.full(n, -1, dtype=np.int64))
     for e, values in accuracy.items():
-        data.add_metric((DATASET, "valid", e), np.asarray(values, dtype=np.float64)[order] * 100.0,
-                        f"nb101 subset csv {_CSV_ACCURACY[e]} (one run)")
+        data.add_metric(
+            (DATASET, "valid", e),
+            np.asarray(values, dtype=np.float64)[order] * 100.0,
+            f"nb101 subset csv {_CSV_ACCURACY[e]} (one run)",
+        )
     data.costs[(DATASET, "params")] = np.asarray(params, dtype=np.float64)[order]
     data.costs[(DATASET, "train_time")] = np.asarray(train_time, dtype=np.float64)[order]
     data.extras["adjacency"] = np.stack(adjacency)[order]
     data.extras["ops"] = np.stack(ops)[order]
     data.extras["num_vertices"] = np.asarray(num_vertices, dtype=np.int8)[order]
     data.provenance.update(
-        source=str(path.resolve()), importer="nas.benchmarks.nb101.import_nb101_subset_csv",
-        records=str(n), accuracy_unit="percent (file stores fractions; multiplied by 100)",
+        source=str(path.resolve()),
+        importer="nas.benchmarks.nb101.import_nb101_subset_csv",
+        records=str(n),
+        accuracy_unit="percent (file stores fractions; multiplied by 100)",
         ops_codes=_OPS_DOC,
     )
     return data

@@ -14,16 +14,18 @@ Layout (``format_version`` 1)::
 Accuracies are percentages. Every lookup names dataset, split and epochs: there are no defaults,
 and a combination the table lacks is an error that lists what it has.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
 import time
 import warnings
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import h5py
 import numpy as np
@@ -38,13 +40,26 @@ STATS = ("mean", "std", "n_seeds")
 
 #: Canonical dataset names and the spellings users bring from other tools.
 DATASET_ALIASES = {
-    "cifar10": "cifar10", "cifar-10": "cifar10", "cifar10-valid": "cifar10",
-    "cifar100": "cifar100", "cifar-100": "cifar100",
-    "imagenet16-120": "imagenet16-120", "imagenet16": "imagenet16-120", "imagenet": "imagenet16-120",
+    "cifar10": "cifar10",
+    "cifar-10": "cifar10",
+    "cifar10-valid": "cifar10",
+    "cifar100": "cifar100",
+    "cifar-100": "cifar100",
+    "imagenet16-120": "imagenet16-120",
+    "imagenet16": "imagenet16-120",
+    "imagenet": "imagenet16-120",
     "imagenet16_120": "imagenet16-120",
 }
-SPLIT_ALIASES = {"train": "train", "valid": "valid", "val": "valid", "x-valid": "valid",
-                 "validation": "valid", "test": "test", "x-test": "test", "ori-test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "valid": "valid",
+    "val": "valid",
+    "x-valid": "valid",
+    "validation": "valid",
+    "test": "test",
+    "x-test": "test",
+    "ori-test": "test",
+}
 
 Combo = tuple[str, str, int]  # (dataset, split, epochs)
 
@@ -52,9 +67,7 @@ Combo = tuple[str, str, int]  # (dataset, split, epochs)
 def canonical_dataset(name: str) -> str:
     key = str(name).strip().lower()
     if key not in DATASET_ALIASES:
-        raise MissingEntryError(
-            f"unknown dataset {name!r}; expected one of cifar10, cifar100, imagenet16-120"
-        )
+        raise MissingEntryError(f"unknown dataset {name!r}; expected one of cifar10, cifar100, imagenet16-120")
     return DATASET_ALIASES[key]
 
 
@@ -119,8 +132,11 @@ def write_table(data: TableData, path: str | os.PathLike) -> Path:
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs.update(
-                format=FORMAT, format_version=FORMAT_VERSION, space=data.space,
-                created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), zcnas_version=__version__,
+                format=FORMAT,
+                format_version=FORMAT_VERSION,
+                space=data.space,
+                created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                zcnas_version=__version__,
                 **{k: str(v) for k, v in data.provenance.items()},
             )
             f.create_dataset("key", data=np.array(data.keys, dtype=h5py.string_dtype()))
@@ -186,7 +202,7 @@ class BenchmarkTable:
         self._space = None
 
     @classmethod
-    def open(cls, space_or_path: str | os.PathLike) -> "BenchmarkTable":
+    def open(cls, space_or_path: str | os.PathLike) -> BenchmarkTable:
         """Open a table by space name (from ``$NAS_HOME``) or by file path."""
         candidate = Path(space_or_path)
         if candidate.suffix in (".h5", ".hdf5") or candidate.is_file():
@@ -228,8 +244,9 @@ class BenchmarkTable:
         return sorted({s for d, s, _ in self._metrics if dataset is None or d == dataset})
 
     def epochs(self, dataset: str | None = None, split: str | None = None) -> list[int]:
-        return sorted({e for d, s, e in self._metrics
-                       if (dataset is None or d == dataset) and (split is None or s == split)})
+        return sorted(
+            {e for d, s, e in self._metrics if (dataset is None or d == dataset) and (split is None or s == split)}
+        )
 
     def source(self, dataset: str, split: str, epochs: int) -> str:
         return self._sources[self._combo(dataset, split, epochs)]
@@ -285,9 +302,7 @@ class BenchmarkTable:
         column = self.column(dataset=dataset, split=split, epochs=epochs, stat=stat)
         value = float(column[self.row_of(arch)])
         if np.isnan(value):
-            raise MissingEntryError(
-                f"{self.space_name} {arch!r} has no recorded {dataset}/{split}/{epochs} accuracy"
-            )
+            raise MissingEntryError(f"{self.space_name} {arch!r} has no recorded {dataset}/{split}/{epochs} accuracy")
         return value
 
     def accuracies(self, archs: Iterable[Any], *, dataset: str, split: str, epochs: int) -> np.ndarray:
@@ -319,8 +334,11 @@ class BenchmarkTable:
         if self.indices[row] >= 0:
             out["index"] = int(self.indices[row])
         out["accuracy"] = {
-            f"{d}/{s}/{e}": {"mean": _num(c["mean"][row]), "std": _num(c["std"][row]),
-                             "n_seeds": int(c["n_seeds"][row])}
+            f"{d}/{s}/{e}": {
+                "mean": _num(c["mean"][row]),
+                "std": _num(c["std"][row]),
+                "n_seeds": int(c["n_seeds"][row]),
+            }
             for (d, s, e), c in sorted(self._metrics.items())
         }
         out["costs"] = {f"{d}/{n}": _num(v[row]) for (d, n), v in sorted(self._costs.items())}

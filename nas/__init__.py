@@ -14,6 +14,7 @@ True
 ``nas.score``, ``nas.correlate`` and ``nas.search`` do what the ``nas`` commands do (see
 :mod:`nas.api`). Importing ``nas`` does nothing else: every name below is loaded on first use.
 """
+
 from __future__ import annotations
 
 from importlib import import_module
@@ -46,7 +47,30 @@ _EXPORTS = {
     "NasError": "nas.errors:NasError",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "Correlation",
+    "NasError",
+    "Needs",
+    "Proxy",
+    "Score",
+    "ScoreTable",
+    "SearchRun",
+    "SearchSpace",
+    "correlate",
+    "get_proxy",
+    "get_space",
+    "import_benchmark",
+    "list_proxies",
+    "list_spaces",
+    "open_table",
+    "register_importer",
+    "register_proxy",
+    "register_sampler",
+    "register_space",
+    "score",
+    "search",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from nas.api import correlate, score, search

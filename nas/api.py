@@ -11,6 +11,7 @@ joins the scores with a benchmark table, and ``nas.search`` runs an Optuna study
 proxy; its :class:`~nas.search_report.SearchRun` reports the chosen architectures' accuracies
 afterwards. Dataset, split and epochs of accuracies are always named: there are no defaults.
 """
+
 from __future__ import annotations
 
 import time
@@ -61,11 +62,22 @@ def _inputs(data: str | InputSpec, input_dataset: str | None, batch_size: int, s
     return parse_data_arg(data, dataset=input_dataset or "cifar10", batch_size=batch_size, seed=seed)
 
 
-def score(space: str | SearchSpace, proxies: str | Proxy | Sequence[str | Proxy], *,
-          archs: Sequence[Any] | None = None, sample: int | str | None = None, seed: int = 0,
-          data: str | InputSpec = "gaussian", input_dataset: str | None = None, batch_size: int = 64,
-          workers: int = 1, threads: int | None = 1, store: str | None = None, device: str | None = None,
-          progress: bool = False) -> ScoreTable:
+def score(
+    space: str | SearchSpace,
+    proxies: str | Proxy | Sequence[str | Proxy],
+    *,
+    archs: Sequence[Any] | None = None,
+    sample: int | str | None = None,
+    seed: int = 0,
+    data: str | InputSpec = "gaussian",
+    input_dataset: str | None = None,
+    batch_size: int = 64,
+    workers: int = 1,
+    threads: int | None = 1,
+    store: str | None = None,
+    device: str | None = None,
+    progress: bool = False,
+) -> ScoreTable:
     """Score architectures of ``space`` with ``proxies`` through the score store.
 
     Parameters
@@ -88,19 +100,36 @@ def score(space: str | SearchSpace, proxies: str | Proxy | Sequence[str | Proxy]
     from nas.store import ScoreStore
 
     space = _space(space)
-    chosen = select_archs(space, sample, seed, [str(a) for a in archs] if archs is not None else None) \
-        if archs is None or all(isinstance(a, (str, int)) for a in archs) else [space.resolve(a) for a in archs]
-    scorer = Scorer(space, _proxies(proxies), _inputs(data, input_dataset, batch_size, seed), seed=seed,
-                    device=resolve_device(device))
+    chosen = (
+        select_archs(space, sample, seed, [str(a) for a in archs] if archs is not None else None)
+        if archs is None or all(isinstance(a, (str, int)) for a in archs)
+        else [space.resolve(a) for a in archs]
+    )
+    scorer = Scorer(
+        space,
+        _proxies(proxies),
+        _inputs(data, input_dataset, batch_size, seed),
+        seed=seed,
+        device=resolve_device(device),
+    )
     _ = scorer.batch  # read the inputs now: bad data fails before any work starts
     start = time.perf_counter()
     results = score_many(scorer, chosen, ScoreStore(store), workers=workers, progress=progress, threads=threads)
     return score_table(scorer, chosen, results, time.perf_counter() - start)
 
 
-def correlate(scores: ScoreTable, table: BenchmarkTable | str | None = None, *, dataset: str | Sequence[str],
-              split: str, epochs: int, failed: str = "drop", bootstrap: int = 1000, seed: int = 0,
-              ndcg_top: int = 100) -> Correlation:
+def correlate(
+    scores: ScoreTable,
+    table: BenchmarkTable | str | None = None,
+    *,
+    dataset: str | Sequence[str],
+    split: str,
+    epochs: int,
+    failed: str = "drop",
+    bootstrap: int = 1000,
+    seed: int = 0,
+    ndcg_top: int = 100,
+) -> Correlation:
     """How well each proxy of ``scores`` ranks the architectures against recorded accuracies.
 
     ``table`` is a BenchmarkTable, a path, or None for the space's imported table. ``dataset``
@@ -115,18 +144,46 @@ def correlate(scores: ScoreTable, table: BenchmarkTable | str | None = None, *, 
     space = scores.space
     table = open_table(table or space.name) if not hasattr(table, "accuracies") else table
     datasets = [dataset] if isinstance(dataset, str) else list(dataset)
-    extra = {"inputs": scores.inputs.protocol(), "network_seed": scores.seed,
-             "proxy_protocols": {label: c.protocol for label, c in scores.columns.items()}}
-    return _correlate(space, scores, table, datasets=datasets, split=split, epochs=epochs, failed=failed,
-                      resamples=bootstrap, seed=seed, ndcg_top=ndcg_top, protocol=extra)
+    extra = {
+        "inputs": scores.inputs.protocol(),
+        "network_seed": scores.seed,
+        "proxy_protocols": {label: c.protocol for label, c in scores.columns.items()},
+    }
+    return _correlate(
+        space,
+        scores,
+        table,
+        datasets=datasets,
+        split=split,
+        epochs=epochs,
+        failed=failed,
+        resamples=bootstrap,
+        seed=seed,
+        ndcg_top=ndcg_top,
+        protocol=extra,
+    )
 
 
-def search(space: str | SearchSpace, proxy: str | Proxy | None = None, *, objectives: str | None = None,
-           sampler: str | BaseSampler = "tpe", sampler_options: dict[str, Any] | None = None,
-           trials: int = 100, seed: int = 0, data: str | InputSpec = "gaussian", input_dataset: str | None = None,
-           batch_size: int = 64, score_seed: int = 0, workers: int = 1, storage: str | None = None,
-           study: str | None = None, store: str | None = None, device: str | None = None,
-           progress: bool = False) -> SearchRun:
+def search(
+    space: str | SearchSpace,
+    proxy: str | Proxy | None = None,
+    *,
+    objectives: str | None = None,
+    sampler: str | BaseSampler = "tpe",
+    sampler_options: dict[str, Any] | None = None,
+    trials: int = 100,
+    seed: int = 0,
+    data: str | InputSpec = "gaussian",
+    input_dataset: str | None = None,
+    batch_size: int = 64,
+    score_seed: int = 0,
+    workers: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    store: str | None = None,
+    device: str | None = None,
+    progress: bool = False,
+) -> SearchRun:
     """Search ``space`` with an Optuna sampler guided by ``proxy`` (or several ``objectives``,
     e.g. ``"near,params"``); ``trials`` counts unique evaluations. Rerunning with the same
     settings continues the same stored study.
@@ -151,8 +208,15 @@ def search(space: str | SearchSpace, proxy: str | Proxy | None = None, *, object
     else:
         spec = proxy.label()
     inputs = _inputs(data, input_dataset, batch_size, score_seed)
-    config = SearchConfig(space.name, tuple(parse_objectives(objectives, spec)), sampler=sampler,
-                          sampler_options=tuple((sampler_options or {}).items()), seed=seed, inputs=inputs,
-                          score_seed=score_seed, device=resolve_device(device))
+    config = SearchConfig(
+        space.name,
+        tuple(parse_objectives(objectives, spec)),
+        sampler=sampler,
+        sampler_options=tuple((sampler_options or {}).items()),
+        seed=seed,
+        inputs=inputs,
+        score_seed=score_seed,
+        device=resolve_device(device),
+    )
     options = RunOptions(trials=trials, storage=storage, study=study, workers=workers, store=store)
     return SearchRun.of(run_search(config, options, progress=progress), config, space)

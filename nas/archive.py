@@ -18,15 +18,17 @@ the gzip header):
 Non-finite scores are written as the strings "nan", "inf" and "-inf" (strict JSON); seconds keep
 four significant digits.
 """
+
 from __future__ import annotations
 
 import gzip
 import json
 import math
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from nas.errors import NasError
 from nas.store import ScoreRow, ScoreStore
@@ -45,6 +47,7 @@ def write_archive(path: str | Path, rows: Iterable[ScoreRow], protocols: dict[st
     path.parent.mkdir(parents=True, exist_ok=True)
     group = None
     with open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as out:
+
         def line(obj: Any) -> None:
             out.write(json.dumps(obj, separators=(",", ":"), allow_nan=False).encode() + b"\n")
 
@@ -52,8 +55,14 @@ def write_archive(path: str | Path, rows: Iterable[ScoreRow], protocols: dict[st
         for row in rows:
             if (row.space, row.protocol) != group:
                 group = (row.space, row.protocol)
-                line({"protocol": row.protocol, "space": row.space, "proxy": row.proxy,
-                      "spec": protocols.get(row.protocol)})
+                line(
+                    {
+                        "protocol": row.protocol,
+                        "space": row.space,
+                        "proxy": row.proxy,
+                        "spec": protocols.get(row.protocol),
+                    }
+                )
             item = [row.arch, _encode(row.score), float(f"{row.seconds:.4g}")]
             if row.status != "ok" or row.reason:
                 item += [row.status, row.reason]
@@ -93,9 +102,19 @@ def read_archive(path: str | Path) -> Archive:
                     if header is None:
                         raise ValueError("a score before any protocol header")
                     arch, score, seconds, *rest = obj
-                    status, reason = (rest + ["ok", ""][len(rest):])[:2]
-                    archive.rows.append(ScoreRow(_decode(score), float(seconds), status, reason, proxy=header["proxy"],
-                                                 space=header["space"], arch=arch, protocol=header["protocol"]))
+                    status, reason = (rest + ["ok", ""][len(rest) :])[:2]
+                    archive.rows.append(
+                        ScoreRow(
+                            _decode(score),
+                            float(seconds),
+                            status,
+                            reason,
+                            proxy=header["proxy"],
+                            space=header["space"],
+                            arch=arch,
+                            protocol=header["protocol"],
+                        )
+                    )
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as err:
         where = f" line {number}" if number else ""
         raise NasError(f"corrupt score archive {path}{where}: {err}") from None
@@ -110,16 +129,24 @@ def archive_files(folder: str | Path) -> list[Path]:
     return sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
 
 
-def export_scores(store: ScoreStore, path: str | Path, space: str | None = None,
-                  digests: Iterable[str] | None = None, proxies: Iterable[str] | None = None,
-                  exclude: Sequence[str | Path] = ()) -> int:
+def export_scores(
+    store: ScoreStore,
+    path: str | Path,
+    space: str | None = None,
+    digests: Iterable[str] | None = None,
+    proxies: Iterable[str] | None = None,
+    exclude: Sequence[str | Path] = (),
+) -> int:
     """Write the store's scores (of one space, of some protocols or proxy labels) to ``path``,
     leaving out the keys already in the ``exclude`` archives (so a folder of archives grows by
     increments). Returns the number of rows written; writes nothing when there are none."""
     known = {(r.space, r.protocol, r.arch) for p in exclude for r in read_archive(p).rows}
     wanted = None if proxies is None else set(proxies)
-    rows = [r for r in store.rows(space, digests)
-            if (r.space, r.protocol, r.arch) not in known and (wanted is None or r.proxy in wanted)]
+    rows = [
+        r
+        for r in store.rows(space, digests)
+        if (r.space, r.protocol, r.arch) not in known and (wanted is None or r.proxy in wanted)
+    ]
     if not rows:
         return 0
     return write_archive(path, rows, store.protocols())
@@ -188,8 +215,9 @@ class Check:
         return same_score(self.stored, self.fresh)
 
 
-def verify_scores(scorer: "Scorer", rows: Sequence[ScoreRow], archs: Sequence[Any], per_protocol: int,
-                  seed: int = 0, threads: int = 1) -> list[Check]:
+def verify_scores(
+    scorer: Scorer, rows: Sequence[ScoreRow], archs: Sequence[Any], per_protocol: int, seed: int = 0, threads: int = 1
+) -> list[Check]:
     """Recompute ``per_protocol`` randomly drawn rows of each of the scorer's protocols among
     ``rows`` (say, the scores just imported) whose architecture is one of ``archs``, and return
     each stored row beside its fresh score.
@@ -208,12 +236,15 @@ def verify_scores(scorer: "Scorer", rows: Sequence[ScoreRow], archs: Sequence[An
     try:
         for proxy in scorer.proxies:
             digest = scorer.digest(proxy)
-            mine = sorted((r for r in rows if r.space == space.name and r.protocol == digest and r.arch in by_key),
-                          key=lambda r: r.arch)
+            mine = sorted(
+                (r for r in rows if r.space == space.name and r.protocol == digest and r.arch in by_key),
+                key=lambda r: r.arch,
+            )
             for row in rng.sample(mine, min(per_protocol, len(mine))):
                 result = scorer.score(by_key[row.arch], [proxy])[proxy.label()]
-                checks.append(Check(row, replace(result, proxy=row.proxy, space=row.space, arch=row.arch,
-                                                 protocol=digest)))
+                checks.append(
+                    Check(row, replace(result, proxy=row.proxy, space=row.space, arch=row.arch, protocol=digest))
+                )
     finally:
         torch.set_num_threads(before)
     return checks

@@ -23,6 +23,7 @@ dropped: the ``drop`` policy leaves them out and counts them (``n_failed``), ``w
 below every finite score. Architectures the table records no accuracy for are always left out
 and counted (``n_no_accuracy``).
 """
+
 from __future__ import annotations
 
 import math
@@ -73,15 +74,20 @@ def unique_representatives(space, reading: str = DEFAULT_UNIQUE) -> list[Any]:
 
 def _check_unique(space, reading: str) -> None:
     if not hasattr(space, "unique_key"):
-        raise NasError(f"{{unique}}: the {space.name} space has no notion of functionally equal cells "
-                       f"(every architecture is already distinct); drop {{unique}}", params=("unique",))
+        raise NasError(
+            f"{{unique}}: the {space.name} space has no notion of functionally equal cells "
+            f"(every architecture is already distinct); drop {{unique}}",
+            params=("unique",),
+        )
     if reading not in UNIQUE_READINGS:
-        raise NasError(f"{{unique}}: unknown reading {reading!r}; expected one of {', '.join(UNIQUE_READINGS)}",
-                       params=("unique",))
+        raise NasError(
+            f"{{unique}}: unknown reading {reading!r}; expected one of {', '.join(UNIQUE_READINGS)}", params=("unique",)
+        )
 
 
-def select_population(space, sample: str | int | None, seed: int, archs: Sequence[str] | None = None,
-                      unique: str | None = None) -> tuple[list[Any], dict[str, Any]]:
+def select_population(
+    space, sample: str | int | None, seed: int, archs: Sequence[str] | None = None, unique: str | None = None
+) -> tuple[list[Any], dict[str, Any]]:
     """The architectures to correlate over, and how they were chosen (for the protocol).
 
     Without ``unique`` this is :func:`nas.scoring.select_archs`. With a reading of ``unique``,
@@ -102,8 +108,7 @@ def select_population(space, sample: str | int | None, seed: int, archs: Sequenc
         chosen = select_archs(space, sample, seed, archs)
     else:
         _check_unique(space, unique)
-        info["representative"] = ("first given of each class" if archs
-                                  else "lowest official index of each class")
+        info["representative"] = "first given of each class" if archs else "lowest official index of each class"
         if archs:
             firsts: dict[str, Any] = {}
             for arch in select_archs(space, None, seed, archs):
@@ -116,16 +121,21 @@ def select_population(space, sample: str | int | None, seed: int, archs: Sequenc
                 chosen = reps
             else:
                 if sample is None:
-                    raise NasError("say which architectures: {sample} N, {sample} all, or {archs}",
-                                   params=("sample", "archs"))
+                    raise NasError(
+                        "say which architectures: {sample} N, {sample} all, or {archs}", params=("sample", "archs")
+                    )
                 try:
                     n = int(sample)
                 except ValueError:
-                    raise NasError(f"{{sample}} must be a number or 'all', got {sample!r}",
-                                   params=("sample",)) from None
+                    raise NasError(
+                        f"{{sample}} must be a number or 'all', got {sample!r}", params=("sample",)
+                    ) from None
                 if not 0 < n <= len(reps):
-                    raise NasError(f"{{sample}} {n} is out of range (1..{len(reps)} unique "
-                                   f"{space.name} cells, reading {unique!r})", params=("sample",))
+                    raise NasError(
+                        f"{{sample}} {n} is out of range (1..{len(reps)} unique "
+                        f"{space.name} cells, reading {unique!r})",
+                        params=("sample",),
+                    )
                 rng = np.random.default_rng(seed)
                 chosen = [reps[int(i)] for i in rng.choice(len(reps), n, replace=False)]
     info["n"] = len(chosen)
@@ -133,8 +143,7 @@ def select_population(space, sample: str | int | None, seed: int, archs: Sequenc
 
 
 # -- the accuracies ------------------------------------------------------------------------------
-def check_combinations(table, datasets: Sequence[str] | None, split: str | None,
-                       epochs: int | str | None) -> list[str]:
+def check_combinations(table, datasets: Sequence[str] | None, split: str | None, epochs: int | str | None) -> list[str]:
     """Canonical dataset names after checking the table has every (dataset, split, epochs):
     nothing is defaulted, and a missing value or combination is an error that lists the table's."""
     from nas.benchmarks.table import canonical_dataset
@@ -142,8 +151,11 @@ def check_combinations(table, datasets: Sequence[str] | None, split: str | None,
     have = ", ".join(f"{d}/{s}/{e}" for d, s, e in table.combinations()) or "nothing"
     for option, value in (("dataset", datasets), ("split", split), ("epochs", epochs)):
         if value is None or (not isinstance(value, (str, int)) and not list(value)):
-            raise NasError(f"{{{option}}} is required (no defaults); the {table.space_name} table has "
-                           f"dataset/split/epochs: {have}", params=(option,))
+            raise NasError(
+                f"{{{option}}} is required (no defaults); the {table.space_name} table has "
+                f"dataset/split/epochs: {have}",
+                params=(option,),
+            )
     out: list[str] = []
     try:
         epochs = int(epochs)  # type: ignore[arg-type]
@@ -184,9 +196,9 @@ class Correlation:
     datasets: list[str]
     split: str
     epochs: int
-    scores: dict[str, np.ndarray]             # raw scores per label, NaN where failed
+    scores: dict[str, np.ndarray]  # raw scores per label, NaN where failed
     higher_is_better: dict[str, bool]
-    accuracies: dict[str, np.ndarray]         # per dataset, NaN where not recorded
+    accuracies: dict[str, np.ndarray]  # per dataset, NaN where not recorded
     records: list[dict[str, Any]]
     protocol: dict[str, Any]
     failures: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # label -> first (key, reason)
@@ -200,17 +212,33 @@ class Correlation:
         return next(r for r in self.records if r["proxy"] == label and r["dataset"] == dataset)
 
     def to_json(self) -> dict[str, Any]:
-        return _plain({"protocol": self.protocol, "results": self.records,
-                       "failed_examples": {label: [list(f) for f in self.failures.get(label, [])]
-                                           for label in self.labels}})
+        return _plain(
+            {
+                "protocol": self.protocol,
+                "results": self.records,
+                "failed_examples": {label: [list(f) for f in self.failures.get(label, [])] for label in self.labels},
+            }
+        )
 
 
-def correlate(space, scores: Mapping[str, Mapping[str, Any]], table, *, datasets: Sequence[str],
-              split: str, epochs: int, keys: Iterable[Any] | None = None, failed: str = "drop",
-              resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95,
-              fractions: Sequence[float] = FRACTIONS, ndcg_top: int = DEFAULT_NDCG_TOP,
-              directions: Mapping[str, bool] | None = None,
-              protocol: Mapping[str, Any] | None = None) -> Correlation:
+def correlate(
+    space,
+    scores: Mapping[str, Mapping[str, Any]],
+    table,
+    *,
+    datasets: Sequence[str],
+    split: str,
+    epochs: int,
+    keys: Iterable[Any] | None = None,
+    failed: str = "drop",
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = 0.95,
+    fractions: Sequence[float] = FRACTIONS,
+    ndcg_top: int = DEFAULT_NDCG_TOP,
+    directions: Mapping[str, bool] | None = None,
+    protocol: Mapping[str, Any] | None = None,
+) -> Correlation:
     """Correlate every label of ``scores`` (a :class:`~nas.scoring.ScoreTable`, or {label: {arch
     key: result}} with results that have ``score`` and ``status`` or plain floats) with the
     table's accuracies on each dataset.
@@ -224,8 +252,7 @@ def correlate(space, scores: Mapping[str, Mapping[str, Any]], table, *, datasets
     if resamples < 0:
         raise NasError(f"bootstrap resamples must be >= 0, got {resamples}")
     if table.space_name != space.name:
-        raise NasError(f"the benchmark table {str(table.path)!r} is a {table.space_name} table, "
-                       f"not {space.name}")
+        raise NasError(f"the benchmark table {str(table.path)!r} is a {table.space_name} table, not {space.name}")
     datasets = check_combinations(table, datasets, split, epochs)
     from nas.benchmarks.table import canonical_split
 
@@ -247,8 +274,9 @@ def correlate(space, scores: Mapping[str, Mapping[str, Any]], table, *, datasets
         keys = [k if isinstance(k, str) else space.key(k) for k in keys]
     if not keys:
         raise NasError("no architectures to correlate")
-    hib = {label: (directions[label] if directions and label in directions else proxy_direction(label))
-           for label in labels}
+    hib = {
+        label: (directions[label] if directions and label in directions else proxy_direction(label)) for label in labels
+    }
     raw: dict[str, np.ndarray] = {}
     failures: dict[str, list[tuple[str, str]]] = {}
     for label in labels:
@@ -272,8 +300,22 @@ def correlate(space, scores: Mapping[str, Mapping[str, Any]], table, *, datasets
         oriented = raw[label] if hib[label] else -raw[label]
         for dataset in datasets:
             clean = stats.drop_failed(oriented, accuracies[dataset], failed)
-            records.append(_record(label, dataset, split, epochs, clean, failed, hib[label],
-                                   resamples, seed, level, fractions, ndcg_top))
+            records.append(
+                _record(
+                    label,
+                    dataset,
+                    split,
+                    epochs,
+                    clean,
+                    failed,
+                    hib[label],
+                    resamples,
+                    seed,
+                    level,
+                    fractions,
+                    ndcg_top,
+                )
+            )
     seconds = time.perf_counter() - started
 
     n_seeds = {}
@@ -287,21 +329,31 @@ def correlate(space, scores: Mapping[str, Mapping[str, Any]], table, *, datasets
         "n_archs": len(keys),
         "proxies": [{"label": label, "higher_is_better": hib[label]} for label in labels],
         "accuracy": {
-            "table": str(table.path), "table_source": table.attrs.get("source"),
-            "datasets": datasets, "split": split, "epochs": epochs,
+            "table": str(table.path),
+            "table_source": table.attrs.get("source"),
+            "datasets": datasets,
+            "split": split,
+            "epochs": epochs,
             "sources": {d: table.source(d, split, epochs) for d in datasets},
-            "value": "mean over the recorded training seeds", "n_seeds": n_seeds,
+            "value": "mean over the recorded training seeds",
+            "n_seeds": n_seeds,
         },
         "failed_policy": failed,
         "statistics": {
             "kendall_tau": "tau-b (scipy.stats.kendalltau)",
             "spearman": "scipy.stats.spearmanr",
-            "topk_precision": {"fractions": [float(f) for f in fractions],
-                               "k": "ceil(fraction * n)",
-                               "ties": "expected value over random tie-breaking"},
+            "topk_precision": {
+                "fractions": [float(f) for f in fractions],
+                "k": "ceil(fraction * n)",
+                "ties": "expected value over random tie-breaking",
+            },
             "ndcg": {"top": ndcg_top, "gain": "2**(accuracy/100) - 1", "ties": "broken by listing order"},
-            "bootstrap": {"resamples": resamples, "level": level, "seed": seed,
-                          "method": "percentile bootstrap over architectures drawn with replacement"},
+            "bootstrap": {
+                "resamples": resamples,
+                "level": level,
+                "seed": seed,
+                "method": "percentile bootstrap over architectures drawn with replacement",
+            },
         },
         "stats_seconds": round(seconds, 3),
     }
@@ -317,9 +369,19 @@ def correlate(space, scores: Mapping[str, Mapping[str, Any]], table, *, datasets
                 entry["protocol"] = given
         extra.pop("proxy_protocols", None)
         out_protocol = {**out_protocol, **extra}
-    return Correlation(keys=list(keys), labels=labels, datasets=datasets, split=split, epochs=epochs,
-                       scores=raw, higher_is_better=hib, accuracies=accuracies, records=records,
-                       protocol=out_protocol, failures=failures)
+    return Correlation(
+        keys=list(keys),
+        labels=labels,
+        datasets=datasets,
+        split=split,
+        epochs=epochs,
+        scores=raw,
+        higher_is_better=hib,
+        accuracies=accuracies,
+        records=records,
+        protocol=out_protocol,
+        failures=failures,
+    )
 
 
 def fraction_label(fraction: float) -> str:
@@ -327,30 +389,53 @@ def fraction_label(fraction: float) -> str:
     return f"{fraction * 100:g}%"
 
 
-def _record(label: str, dataset: str, split: str, epochs: int, clean: stats.Cleaned, failed: str,
-            hib: bool, resamples: int, seed: int, level: float, fractions: Sequence[float],
-            ndcg_top: int) -> dict[str, Any]:
+def _record(
+    label: str,
+    dataset: str,
+    split: str,
+    epochs: int,
+    clean: stats.Cleaned,
+    failed: str,
+    hib: bool,
+    resamples: int,
+    seed: int,
+    level: float,
+    fractions: Sequence[float],
+    ndcg_top: int,
+) -> dict[str, Any]:
     s, a = clean.scores, clean.accuracies
     n = len(s)
     record: dict[str, Any] = {
-        "proxy": label, "dataset": dataset, "split": split, "epochs": epochs, "n": n,
-        "n_total": clean.n_total, "n_failed": clean.n_failed, "n_no_accuracy": clean.n_no_accuracy,
-        "failed_policy": failed, "higher_is_better": hib,
+        "proxy": label,
+        "dataset": dataset,
+        "split": split,
+        "epochs": epochs,
+        "n": n,
+        "n_total": clean.n_total,
+        "n_failed": clean.n_failed,
+        "n_no_accuracy": clean.n_no_accuracy,
+        "failed_policy": failed,
+        "higher_is_better": hib,
     }
     enough = n >= 3 and np.ptp(s) > 0 and np.ptp(a) > 0
     if not enough:
-        record.update(kendall_tau=None, kendall_tau_ci=None, spearman=None,
-                      topk_precision={fraction_label(f): None for f in fractions}, ndcg=None,
-                      ndcg_top=ndcg_top)
+        record.update(
+            kendall_tau=None,
+            kendall_tau_ci=None,
+            spearman=None,
+            topk_precision={fraction_label(f): None for f in fractions},
+            ndcg=None,
+            ndcg_top=ndcg_top,
+        )
         record["note"] = "fewer than 3 usable architectures or a constant column"
         return record
     # tau is rank-based: dense integer ranks give the same value and a faster bootstrap
     rs = _dense_ranks(s)
     ra = _dense_ranks(a)
     record["kendall_tau"] = stats.kendall_tau(rs, ra)
-    record["kendall_tau_ci"] = (list(stats.bootstrap_tau_ci(rs, ra, resamples=resamples, seed=seed,
-                                                            level=level))
-                                if resamples > 0 else None)
+    record["kendall_tau_ci"] = (
+        list(stats.bootstrap_tau_ci(rs, ra, resamples=resamples, seed=seed, level=level)) if resamples > 0 else None
+    )
     record["spearman"] = stats.spearman(s, a)
     record["topk_precision"] = {fraction_label(f): stats.topk_precision_ties(s, a, f) for f in fractions}
     record["topk_k"] = {fraction_label(f): max(1, math.ceil(f * n)) for f in fractions}

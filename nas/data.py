@@ -12,6 +12,7 @@ Real images are scaled to [0, 1] and normalised per channel with the dataset's s
 (those the benchmarks trained with). ImageNet16-120 is 16x16 with 120 classes; no pixels of it
 ship here, so it is available as Gaussian inputs of its shape or a user's ``.npz``.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -39,8 +40,8 @@ DATASETS = {
     "cifar10": DatasetInfo("cifar10", 10, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": DatasetInfo("cifar100", 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "imagenet16-120": DatasetInfo(
-        "imagenet16-120", 120, 16,
-        (122.68 / 255, 116.66 / 255, 104.01 / 255), (63.22 / 255, 61.26 / 255, 65.09 / 255)),
+        "imagenet16-120", 120, 16, (122.68 / 255, 116.66 / 255, 104.01 / 255), (63.22 / 255, 61.26 / 255, 65.09 / 255)
+    ),
 }
 _DATASET_ALIASES = {"imagenet16": "imagenet16-120", "imagenet": "imagenet16-120", "imagenet16_120": "imagenet16-120"}
 SOURCES = ("gaussian", "cifar10", "cifar100", "npz")
@@ -86,8 +87,7 @@ class InputSpec:
         return out
 
 
-def parse_data_arg(text: str | None, dataset: str = "cifar10", batch_size: int = 64,
-                   seed: int = 0) -> InputSpec:
+def parse_data_arg(text: str | None, dataset: str = "cifar10", batch_size: int = 64, seed: int = 0) -> InputSpec:
     """``gaussian``, ``cifar10:DIR``, ``cifar100:DIR`` or ``npz:FILE`` -> :class:`InputSpec`."""
     text = (text or "gaussian").strip()
     source, _, path = text.partition(":")
@@ -109,13 +109,13 @@ class Batch:
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
-    def to(self, device: str | torch.device) -> "Batch":
+    def to(self, device: str | torch.device) -> Batch:
         """The same batch on ``device`` (itself when already there)."""
         if self.inputs.device == torch.device(device):
             return self
         return Batch(self.inputs.to(device), self.labels.to(device), self.num_classes, self.spec)
 
-    def split(self, parts: int) -> list["Batch"]:
+    def split(self, parts: int) -> list[Batch]:
         """Equal consecutive chunks (e.g. ZiCo's two batches)."""
         xs, ys = self.inputs.chunk(parts), self.labels.chunk(parts)
         return [Batch(x, y, self.num_classes, self.spec) for x, y in zip(xs, ys)]
@@ -142,15 +142,19 @@ def load_batch(spec: InputSpec) -> Batch:
         mean = torch.tensor(info.mean).view(1, 3, 1, 1)
         std = torch.tensor(info.std).view(1, 3, 1, 1)
         x = (x - mean) / std
-    y = torch.from_numpy(labels[pick].astype(np.int64)) if labels is not None else \
-        torch.randint(0, info.num_classes, (spec.batch_size,), generator=gen)
+    y = (
+        torch.from_numpy(labels[pick].astype(np.int64))
+        if labels is not None
+        else torch.randint(0, info.num_classes, (spec.batch_size,), generator=gen)
+    )
     return Batch(x.float().contiguous(), y, info.num_classes, spec)
 
 
 # -- readers ---------------------------------------------------------------------------------------
-_CIFAR_FILES = {"cifar10": (["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"],
-                            b"labels"),
-                "cifar100": (["train"], b"fine_labels")}
+_CIFAR_FILES = {
+    "cifar10": (["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"], b"labels"),
+    "cifar100": (["train"], b"fine_labels"),
+}
 
 
 @lru_cache(maxsize=4)
@@ -191,4 +195,3 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     if x.ndim != 4:
         raise NasError(f"{path!r}: x has shape {x.shape}, expected N x C x H x W")
     return x, y
-

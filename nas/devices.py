@@ -13,6 +13,7 @@ Traceback (most recent call last):
 ...
 nas.errors.NasError: unknown device 'tpu'; expected cpu, cuda, cuda:N or mps
 """
+
 from __future__ import annotations
 
 import re

@@ -5,6 +5,7 @@ table does not hold) is a :class:`NasError` whose message is one readable line t
 offending input and what was expected. The CLI prints it as ``nas: error: <message>`` and exits 2,
 so a user never sees a traceback for bad input.
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Where zcnas keeps its files: ``$NAS_HOME``, else the user's cache directory."""
+
 from __future__ import annotations
 
 import os

@@ -10,6 +10,7 @@ True
 >>> Score(float("nan"), 0.01, "failed", "non-finite score nan").ok
 False
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,10 +25,10 @@ class Score:
     seconds: float
     status: str = "ok"
     reason: str = ""
-    proxy: str = ""      # the proxy's label, e.g. near or near(repetitions=8)
+    proxy: str = ""  # the proxy's label, e.g. near or near(repetitions=8)
     space: str = ""
-    arch: str = ""       # the architecture's key in its space
-    protocol: str = ""   # the digest of the protocol it was computed under
+    arch: str = ""  # the architecture's key in its space
+    protocol: str = ""  # the digest of the protocol it was computed under
 
     @property
     def ok(self) -> bool:

@@ -24,6 +24,7 @@ stays cheap. Registering a name twice from two different sources is an error nam
 plugin never silently replaces a built-in); the same source registering again (a module
 reloaded) replaces its own entry.
 """
+
 from __future__ import annotations
 
 import threading
@@ -53,13 +54,19 @@ class Registry(Generic[T]):
     ``preload`` names a module whose import registers the built-ins (before any plugin).
     """
 
-    def __init__(self, kind: str, group: str, builtins: dict[str, str] | None = None,
-                 aliases: dict[str, str] | None = None,
-                 accept: Callable[[Any], bool] | None = None, preload: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        group: str,
+        builtins: dict[str, str] | None = None,
+        aliases: dict[str, str] | None = None,
+        accept: Callable[[Any], bool] | None = None,
+        preload: str | None = None,
+    ) -> None:
         self.kind = kind
         self._preload = preload
         self.group = group
-        self._entries: dict[str, Any] = {}       # name -> object, or "module:attr" not yet imported
+        self._entries: dict[str, Any] = {}  # name -> object, or "module:attr" not yet imported
         self._sources: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
         self._accept = accept
@@ -84,8 +91,9 @@ class Registry(Generic[T]):
         with self._lock:
             known = self._sources.get(key) or self._sources.get(self._aliases.get(key.lower(), ""))
             if known is not None and known != source:
-                raise NasError(f"{self.kind} {key!r} is registered twice: by {known} and by {source}; "
-                               f"rename one of them")
+                raise NasError(
+                    f"{self.kind} {key!r} is registered twice: by {known} and by {source}; rename one of them"
+                )
             self._entries[key] = obj
             self._sources[key] = source
         return obj
@@ -166,8 +174,11 @@ class Registry(Generic[T]):
                 except Exception as err:
                     import warnings
 
-                    warnings.warn(f"zcnas: {self.kind} plugin {ep.name!r} ({ep.value}) failed to load: "
-                                  f"{type(err).__name__}: {err}", stacklevel=2)
+                    warnings.warn(
+                        f"zcnas: {self.kind} plugin {ep.name!r} ({ep.value}) failed to load: "
+                        f"{type(err).__name__}: {err}",
+                        stacklevel=2,
+                    )
                     continue
                 already = any(entry is loaded for entry in self._entries.values())
                 if self._accept is not None and self._accept(loaded) and not already:

@@ -10,6 +10,7 @@
 
 Plots use matplotlib's Agg backend (no display needed).
 """
+
 from __future__ import annotations
 
 import json
@@ -79,8 +80,9 @@ def plot_scatter(corr: Correlation, label: str, dataset: str, path: Path) -> Pat
         rx = _percentile_ranks(oriented)
         ry = _percentile_ranks(y)
         if n > DENSITY_ABOVE:  # thousands of points: a density shows where they are
-            cells = right.hexbin(rx, ry, gridsize=40, extent=(0, 100, 0, 100), bins="log", cmap="Purples",
-                                 mincnt=1, linewidths=0.2)
+            cells = right.hexbin(
+                rx, ry, gridsize=40, extent=(0, 100, 0, 100), bins="log", cmap="Purples", mincnt=1, linewidths=0.2
+            )
             fig.colorbar(cells, ax=right, fraction=0.046, pad=0.04, label="architectures per cell")
         else:
             right.scatter(rx, ry, s=size, alpha=alpha, color="tab:purple", edgecolors="none", rasterized=True)
@@ -97,8 +99,11 @@ def plot_scatter(corr: Correlation, label: str, dataset: str, path: Path) -> Pat
     note = f", {dropped:,} failed left out" if dropped else ""
     if record["failed_policy"] == "worst" and record["n_failed"]:
         note = f", {record['n_failed']:,} failed ranked worst (not drawn)"
-    fig.suptitle(f"{label} vs {dataset} {corr.split} accuracy ({corr.epochs} epochs): {_tau_text(record)}, "
-                 f"ρ = {_fmt(record.get('spearman'))}, n = {record['n']:,}{note}", fontsize=12)
+    fig.suptitle(
+        f"{label} vs {dataset} {corr.split} accuracy ({corr.epochs} epochs): {_tau_text(record)}, "
+        f"ρ = {_fmt(record.get('spearman'))}, n = {record['n']:,}{note}",
+        fontsize=12,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -113,15 +118,22 @@ def _value_axis(ax, x: np.ndarray, y: np.ndarray, size: float, alpha: float) -> 
     wide = nonzero.size >= 2 and nonzero.max() / nonzero.min() > 1e3
     if wide and np.all(x >= 0):
         positive = x > 0
-        ax.scatter(x[positive], y[positive], s=size, alpha=alpha, color="tab:blue", edgecolors="none",
-                   rasterized=True)
+        ax.scatter(x[positive], y[positive], s=size, alpha=alpha, color="tab:blue", edgecolors="none", rasterized=True)
         ax.set_xscale("log")
         zeros = ~positive
         if zeros.any():
             edge = float(nonzero.min()) / 10
-            ax.scatter(np.full(int(zeros.sum()), edge), y[zeros], s=size * 4, marker="x", color="tab:red",
-                       alpha=min(1.0, alpha * 3), linewidths=0.8, label=f"score = 0 ({int(zeros.sum()):,})",
-                       rasterized=True)
+            ax.scatter(
+                np.full(int(zeros.sum()), edge),
+                y[zeros],
+                s=size * 4,
+                marker="x",
+                color="tab:red",
+                alpha=min(1.0, alpha * 3),
+                linewidths=0.8,
+                label=f"score = 0 ({int(zeros.sum()):,})",
+                rasterized=True,
+            )
             ax.legend(loc="lower right", fontsize=9)
         return
     ax.scatter(x, y, s=size, alpha=alpha, color="tab:blue", edgecolors="none", rasterized=True)
@@ -166,22 +178,33 @@ def plot_heatmap(corr: Correlation, path: Path) -> Path:
     for i in range(m):
         for j in range(m):
             if not np.isnan(rho[i, j]):
-                ax.text(j, i, f"{rho[i, j]:.2f}", ha="center", va="center", fontsize=10,
-                        color="white" if abs(rho[i, j]) > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{rho[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=10,
+                    color="white" if abs(rho[i, j]) > 0.6 else "black",
+                )
     if corr.labels:
         edge = len(corr.labels) - 0.5
         ax.axhline(edge, color="black", linewidth=1)
         ax.axvline(edge, color="black", linewidth=1)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="Spearman ρ")
-    ax.set_title(f"Spearman ρ between proxies and accuracies\n({corr.split}, {corr.epochs} epochs; "
-                 f"n = {n:,} with every score; lower-is-better proxies negated)", fontsize=11)
+    ax.set_title(
+        f"Spearman ρ between proxies and accuracies\n({corr.split}, {corr.epochs} epochs; "
+        f"n = {n:,} with every score; lower-is-better proxies negated)",
+        fontsize=11,
+    )
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def topk_curves(corr: Correlation, dataset: str,
-                fractions: tuple[float, ...] = CURVE_FRACTIONS) -> dict[str, list[float | None]]:
+def topk_curves(
+    corr: Correlation, dataset: str, fractions: tuple[float, ...] = CURVE_FRACTIONS
+) -> dict[str, list[float | None]]:
     """Top-k precision per proxy over ``fractions`` (the failed-score policy of the run applies)."""
     out: dict[str, list[float | None]] = {}
     for label in corr.labels:
@@ -193,8 +216,7 @@ def topk_curves(corr: Correlation, dataset: str,
     return out
 
 
-def plot_topk(corr: Correlation, dataset: str, path: Path,
-              fractions: tuple[float, ...] = CURVE_FRACTIONS) -> Path:
+def plot_topk(corr: Correlation, dataset: str, path: Path, fractions: tuple[float, ...] = CURVE_FRACTIONS) -> Path:
     plt = _pyplot()
     from matplotlib.ticker import FuncFormatter
 
@@ -209,9 +231,17 @@ def plot_topk(corr: Correlation, dataset: str, path: Path,
     for i, (label, values) in enumerate(curves.items()):
         ys = np.array([np.nan if v is None else v for v in values])
         # earlier curves wider, so proxies that rank alike (params, flops) stay visible
-        ax.plot(xs, ys, marker=markers[i % len(markers)], markersize=4 + 2 * (count - 1 - i) / max(count - 1, 1),
-                linewidth=1.4 + 2.0 * (count - 1 - i) / max(count - 1, 1), linestyle=styles[i % len(styles)],
-                color=colours[i % len(colours)], label=label, alpha=0.9)
+        ax.plot(
+            xs,
+            ys,
+            marker=markers[i % len(markers)],
+            markersize=4 + 2 * (count - 1 - i) / max(count - 1, 1),
+            linewidth=1.4 + 2.0 * (count - 1 - i) / max(count - 1, 1),
+            linestyle=styles[i % len(styles)],
+            color=colours[i % len(colours)],
+            label=label,
+            alpha=0.9,
+        )
     ax.plot(xs, np.array(fractions), color="0.5", linestyle="--", linewidth=1, label="random ranking")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
@@ -262,81 +292,138 @@ def _markdown(corr: Correlation, scatters, topks) -> str:
     acc = p["accuracy"]
     st = p["statistics"]
     lines = [f"# Proxy correlation report: {p['space']}", ""]
-    lines.append(f"Created {p.get('created', '?')} by zcnas {p.get('zcnas_version', '?')}. "
-                 "Machine-readable results: [results.json](results.json).")
+    lines.append(
+        f"Created {p.get('created', '?')} by zcnas {p.get('zcnas_version', '?')}. "
+        "Machine-readable results: [results.json](results.json)."
+    )
     lines += ["", "## Protocol", ""]
-    what = {"all": "every architecture of the space", "explicit": "the architectures given",
-            "sample": f"a random sample of {sel.get('sample')} (numpy default_rng({sel.get('seed')}))"}
+    what = {
+        "all": "every architecture of the space",
+        "explicit": "the architectures given",
+        "sample": f"a random sample of {sel.get('sample')} (numpy default_rng({sel.get('seed')}))",
+    }
     chosen = what.get(sel.get("selection"), "the architectures scored")
     if sel.get("unique"):
-        chosen += (f", one per class of functionally equal cells (reading `{sel['unique']}`"
-                   + (f", {sel['classes']:,} classes" if sel.get("classes") else "")
-                   + f"; {sel.get('representative', '')})")
+        chosen += (
+            f", one per class of functionally equal cells (reading `{sel['unique']}`"
+            + (f", {sel['classes']:,} classes" if sel.get("classes") else "")
+            + f"; {sel.get('representative', '')})"
+        )
     lines.append(f"- **Architectures**: {p['n_archs']:,}: {chosen}.")
     seeds = []
     for d in acc["datasets"]:
         ns = acc["n_seeds"].get(d)
-        seeds.append(f"{d}: {acc['sources'][d]}"
-                     + (f", {ns['min']}–{ns['max']} seeds" if ns and ns["min"] != ns["max"]
-                        else f", {ns['min']} seed(s)" if ns else ", seed count not recorded"))
-    lines.append(f"- **Accuracies**: {acc['split']} split, {acc['epochs']} epochs, {acc['value']}, "
-                 f"from `{acc['table']}` (source `{acc.get('table_source')}`): " + "; ".join(seeds) + ".")
+        seeds.append(
+            f"{d}: {acc['sources'][d]}"
+            + (
+                f", {ns['min']}–{ns['max']} seeds"
+                if ns and ns["min"] != ns["max"]
+                else f", {ns['min']} seed(s)"
+                if ns
+                else ", seed count not recorded"
+            )
+        )
+    lines.append(
+        f"- **Accuracies**: {acc['split']} split, {acc['epochs']} epochs, {acc['value']}, "
+        f"from `{acc['table']}` (source `{acc.get('table_source')}`): " + "; ".join(seeds) + "."
+    )
     for entry in p["proxies"]:
         proto = entry.get("protocol")
         detail = ""
         if proto:
             proxy = proto.get("proxy", {})
             params = proxy.get("params") or {}
-            detail = (f"; version {proxy.get('version', '?')}"
-                      + (f", params {json.dumps(params, sort_keys=True)}" if params else ""))
-        lines.append(f"- **Proxy `{entry['label']}`**: "
-                     f"{'higher' if entry['higher_is_better'] else 'lower'} is better{detail}.")
+            detail = f"; version {proxy.get('version', '?')}" + (
+                f", params {json.dumps(params, sort_keys=True)}" if params else ""
+            )
+        lines.append(
+            f"- **Proxy `{entry['label']}`**: {'higher' if entry['higher_is_better'] else 'lower'} is better{detail}."
+        )
     if "inputs" in p:
         i = p["inputs"]
-        lines.append(f"- **Inputs**: {i.get('source')}"
-                     + (f" ({i['path']})" if i.get("path") else "")
-                     + f", {i.get('dataset')} shape, batch {i.get('batch_size')}, seed {i.get('seed')}; "
-                     f"networks built after torch.manual_seed({p.get('network_seed')}), "
-                     f"{p.get('num_classes')} classes. One score per architecture is compared with "
-                     "every dataset's accuracies.")
-    policy = {"drop": "left out of the statistics and counted (`failed`)",
-              "worst": "ranked below every finite score and counted (`failed`)"}
-    lines.append(f"- **Failed scores** (NaN, infinite, error, missing): {policy[p['failed_policy']]}. "
-                 "Architectures without a recorded accuracy are left out and counted (`no acc`).")
+        lines.append(
+            f"- **Inputs**: {i.get('source')}"
+            + (f" ({i['path']})" if i.get("path") else "")
+            + f", {i.get('dataset')} shape, batch {i.get('batch_size')}, seed {i.get('seed')}; "
+            f"networks built after torch.manual_seed({p.get('network_seed')}), "
+            f"{p.get('num_classes')} classes. One score per architecture is compared with "
+            "every dataset's accuracies."
+        )
+    policy = {
+        "drop": "left out of the statistics and counted (`failed`)",
+        "worst": "ranked below every finite score and counted (`failed`)",
+    }
+    lines.append(
+        f"- **Failed scores** (NaN, infinite, error, missing): {policy[p['failed_policy']]}. "
+        "Architectures without a recorded accuracy are left out and counted (`no acc`)."
+    )
     fr = ", ".join(fraction_label(f) for f in st["topk_precision"]["fractions"])
-    lines.append(f"- **Statistics**: Kendall {st['kendall_tau']}; Spearman ρ; top-k precision for "
-                 f"k = {fr} ({st['topk_precision']['k']}, {st['topk_precision']['ties']}); "
-                 f"nDCG@{st['ndcg']['top']} with gain {st['ndcg']['gain']} (ties: {st['ndcg']['ties']}); "
-                 f"tau CI: {st['bootstrap']['method']}, {st['bootstrap']['resamples']} resamples "
-                 f"(level {st['bootstrap']['level']}, seed {st['bootstrap']['seed']}).")
+    lines.append(
+        f"- **Statistics**: Kendall {st['kendall_tau']}; Spearman ρ; top-k precision for "
+        f"k = {fr} ({st['topk_precision']['k']}, {st['topk_precision']['ties']}); "
+        f"nDCG@{st['ndcg']['top']} with gain {st['ndcg']['gain']} (ties: {st['ndcg']['ties']}); "
+        f"tau CI: {st['bootstrap']['method']}, {st['bootstrap']['resamples']} resamples "
+        f"(level {st['bootstrap']['level']}, seed {st['bootstrap']['seed']})."
+    )
     lines += ["", "## Results", ""]
     fractions = list(corr.records[0]["topk_precision"]) if corr.records else []
-    head = (["proxy", "dataset", "n", "failed", "no acc", "τ-b", "95% CI", "ρ"]
-            + [f"P@{f}" for f in fractions] + [f"nDCG@{st['ndcg']['top']}"])
+    head = (
+        ["proxy", "dataset", "n", "failed", "no acc", "τ-b", "95% CI", "ρ"]
+        + [f"P@{f}" for f in fractions]
+        + [f"nDCG@{st['ndcg']['top']}"]
+    )
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|")
     for r in corr.records:
         ci = r.get("kendall_tau_ci")
-        cells = [f"`{r['proxy']}`", r["dataset"], f"{r['n']:,}", f"{r['n_failed']:,}", f"{r['n_no_accuracy']:,}",
-                 _fmt(r["kendall_tau"]), f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "–", _fmt(r["spearman"])]
+        cells = [
+            f"`{r['proxy']}`",
+            r["dataset"],
+            f"{r['n']:,}",
+            f"{r['n_failed']:,}",
+            f"{r['n_no_accuracy']:,}",
+            _fmt(r["kendall_tau"]),
+            f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "–",
+            _fmt(r["spearman"]),
+        ]
         cells += [_fmt(r["topk_precision"][f]) for f in fractions] + [_fmt(r["ndcg"])]
         lines.append("| " + " | ".join(cells) + " |")
     failures = [(label, key, reason) for label in corr.labels for key, reason in corr.failures.get(label, [])[:3]]
     if failures:
         lines += ["", "First failed scores:", ""]
         lines += [f"- `{label}` on `{key}`: {reason}" for label, key, reason in failures]
-    lines += ["", "## Proxy against accuracy", "",
-              ("Left: the scores as computed; right: both rankings as percentiles (100 = best), "
-               "where a perfect proxy lies on the diagonal."), ""]
+    lines += [
+        "",
+        "## Proxy against accuracy",
+        "",
+        (
+            "Left: the scores as computed; right: both rankings as percentiles (100 = best), "
+            "where a perfect proxy lies on the diagonal."
+        ),
+        "",
+    ]
     for label, dataset, name in scatters:
         lines += [f"### `{label}`, {dataset}", "", f"![{label} vs {dataset}]({name})", ""]
-    lines += ["## Agreement between proxies", "",
-              ("Spearman ρ over the architectures that have every score and every accuracy "
-               "(lower-is-better proxies negated, so positive means they agree)."), "",
-              "![Spearman heatmap](spearman.png)", ""]
-    lines += ["## Top-k precision", "",
-              ("Share of each proxy's top k that is in the true top k, for k from 0.5 % to 50 % of the "
-               "architectures; the dashed line is a random ranking."), ""]
+    lines += [
+        "## Agreement between proxies",
+        "",
+        (
+            "Spearman ρ over the architectures that have every score and every accuracy "
+            "(lower-is-better proxies negated, so positive means they agree)."
+        ),
+        "",
+        "![Spearman heatmap](spearman.png)",
+        "",
+    ]
+    lines += [
+        "## Top-k precision",
+        "",
+        (
+            "Share of each proxy's top k that is in the true top k, for k from 0.5 % to 50 % of the "
+            "architectures; the dashed line is a random ranking."
+        ),
+        "",
+    ]
     for dataset, name in topks:
         lines += [f"### {dataset}", "", f"![top-k precision {dataset}]({name})", ""]
     return "\n".join(lines)

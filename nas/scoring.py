@@ -5,12 +5,13 @@ parameters), the inputs (source, dataset, batch size, seed), the network seed an
 classes. Networks are built right after ``torch.manual_seed(seed)``, so the same protocol gives
 the same initial weights and the same score.
 """
+
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -21,8 +22,7 @@ from nas.records import Score
 from nas.searchspaces.base import SearchSpace
 
 
-def build_network(space: SearchSpace, arch: Any, num_classes: int, seed: int,
-                  device: str = "cpu") -> torch.nn.Module:
+def build_network(space: SearchSpace, arch: Any, num_classes: int, seed: int, device: str = "cpu") -> torch.nn.Module:
     """The space's network with the weights ``torch.manual_seed(seed)`` gives, built on the CPU
     (the same weights on every device; see :mod:`nas.devices`) and moved to ``device``."""
     torch.manual_seed(seed)
@@ -44,8 +44,15 @@ class Scorer:
     once), ``requested`` and ``labels`` what the caller asked for.
     """
 
-    def __init__(self, space: SearchSpace, proxies: Sequence[Proxy], inputs: InputSpec,
-                 seed: int = 0, num_classes: int | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        proxies: Sequence[Proxy],
+        inputs: InputSpec,
+        seed: int = 0,
+        num_classes: int | None = None,
+        device: str = "cpu",
+    ) -> None:
         self.space = space
         self.device = device  # not in the protocol: see nas.devices
         self.requested = list(proxies)
@@ -70,8 +77,13 @@ class Scorer:
         return self._batch
 
     def protocol(self, proxy: Proxy) -> dict[str, Any]:
-        return {"space": self.space.name, "proxy": proxy.protocol(), "inputs": self.inputs.protocol(),
-                "seed": self.seed, "num_classes": self.num_classes}
+        return {
+            "space": self.space.name,
+            "proxy": proxy.protocol(),
+            "inputs": self.inputs.protocol(),
+            "seed": self.seed,
+            "num_classes": self.num_classes,
+        }
 
     def digest(self, proxy: Proxy) -> str:
         return protocol_digest(self.protocol(proxy))
@@ -94,14 +106,13 @@ class Scorer:
 
 
 # -- many architectures, many processes, one store ---------------------------------------------------
-def select_archs(space: SearchSpace, sample: str | int | None, seed: int,
-                 archs: Sequence[str] | None = None) -> list[Any]:
+def select_archs(
+    space: SearchSpace, sample: str | int | None, seed: int, archs: Sequence[str] | None = None
+) -> list[Any]:
     """The architectures a run covers: explicit ``archs``, ``sample="all"``, or ``sample=N``
     drawn without replacement by ``numpy.random.default_rng(seed)`` (official indices where the
     space has them, otherwise distinct random cells)."""
     import numpy as np
-
-
 
     if archs:
         return [space.resolve(a) for a in archs]
@@ -129,8 +140,9 @@ def select_archs(space: SearchSpace, sample: str | int | None, seed: int,
 _WORKER: dict[str, Any] = {}
 
 
-def in_processes(fn, tasks: Sequence[Any], workers: int, initializer, initargs: tuple,
-                 deadline: float | None = None, on_done=None) -> None:
+def in_processes(
+    fn, tasks: Sequence[Any], workers: int, initializer, initargs: tuple, deadline: float | None = None, on_done=None
+) -> None:
     """Run ``fn`` on every task in ``workers`` spawned processes (each set up once by
     ``initializer(*initargs)``), calling ``on_done()`` as each finishes. Past ``deadline`` the
     tasks not yet started are dropped and the running ones finish. A process that dies (killed
@@ -138,8 +150,6 @@ def in_processes(fn, tasks: Sequence[Any], workers: int, initializer, initargs: 
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
-
-
 
     ctx = mp.get_context("spawn")  # no fork of a process whose torch threads are running
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs) as pool:
@@ -152,14 +162,24 @@ def in_processes(fn, tasks: Sequence[Any], workers: int, initializer, initargs: 
                 if deadline is not None and time.monotonic() > deadline:
                     break
         except BrokenProcessPool:
-            raise NasError(f"a scoring process died (killed by the system: out of memory?); the scores finished "
-                           f"so far are stored, rerun (with fewer --workers than {workers}) to go on") from None
+            raise NasError(
+                f"a scoring process died (killed by the system: out of memory?); the scores finished "
+                f"so far are stored, rerun (with fewer --workers than {workers}) to go on"
+            ) from None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _worker_init(space_name: str, proxy_specs: list, inputs: InputSpec, seed: int, num_classes: int,
-                 store_url: str, threads: int, device: str = "cpu") -> None:
+def _worker_init(
+    space_name: str,
+    proxy_specs: list,
+    inputs: InputSpec,
+    seed: int,
+    num_classes: int,
+    store_url: str,
+    threads: int,
+    device: str = "cpu",
+) -> None:
     from nas.proxies import get_proxy
     from nas.searchspaces import get_space
     from nas.store import ScoreStore
@@ -182,14 +202,19 @@ def _score_and_store(scorer: Scorer, store, text: str, which: list[int]) -> dict
     results = scorer.score(arch, proxies)
     for proxy in proxies:
         label = proxy_label(proxy)
-        store.put(space.name, space.key(arch), scorer.digest(proxy), label, results[label],
-                  scorer.protocol(proxy))
+        store.put(space.name, space.key(arch), scorer.digest(proxy), label, results[label], scorer.protocol(proxy))
     return results
 
 
-def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
-               progress: bool = False, threads: int | None = 1,
-               deadline: float | None = None) -> dict[str, dict[str, Any]]:
+def score_many(
+    scorer: Scorer,
+    archs: Sequence[Any],
+    store,
+    workers: int = 1,
+    progress: bool = False,
+    threads: int | None = 1,
+    deadline: float | None = None,
+) -> dict[str, dict[str, Any]]:
     """Score every (architecture, proxy) pair the store lacks, in ``workers`` processes, and
     return all scores keyed by proxy label then arch key (stored ones included).
 
@@ -226,10 +251,17 @@ def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
                     bar.update()
         else:
             specs = [(p.name, p.params) for p in scorer.proxies]
-            initargs = (space.name, specs, scorer.inputs, scorer.seed, scorer.num_classes, store.url,
-                        threads or previous_threads, scorer.device)
-            in_processes(_worker_score, tasks, workers, _worker_init, initargs, deadline,
-                         bar.update if bar else None)
+            initargs = (
+                space.name,
+                specs,
+                scorer.inputs,
+                scorer.seed,
+                scorer.num_classes,
+                store.url,
+                threads or previous_threads,
+                scorer.device,
+            )
+            in_processes(_worker_score, tasks, workers, _worker_init, initargs, deadline, bar.update if bar else None)
     finally:
         torch.set_num_threads(previous_threads)
         if bar:
@@ -244,8 +276,9 @@ def score_many(scorer: Scorer, archs: Sequence[Any], store, workers: int = 1,
     return out
 
 
-def population_scores(ensemble: Proxy, keys: Sequence[str],
-                      scores: dict[str, dict[str, ProxyResult]]) -> dict[str, ProxyResult]:
+def population_scores(
+    ensemble: Proxy, keys: Sequence[str], scores: dict[str, dict[str, ProxyResult]]
+) -> dict[str, ProxyResult]:
     """An ensemble's scores of the architectures ``keys``, ranked within them, from its
     components' results (``scores[label][key]``). Architectures some component has not scored
     yet (a run stopped early) get no ensemble score."""
@@ -297,8 +330,15 @@ class ScoreTable(Mapping[str, Mapping[str, Score]]):
     (['params', 'flops'], True)
     """
 
-    def __init__(self, space: SearchSpace, archs: Sequence[Any], columns: Sequence[ScoreColumn],
-                 inputs: InputSpec, seed: int, wall_time_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        archs: Sequence[Any],
+        columns: Sequence[ScoreColumn],
+        inputs: InputSpec,
+        seed: int,
+        wall_time_s: float = 0.0,
+    ) -> None:
         self.space = space
         self.archs = list(archs)
         self.keys = [space.key(a) for a in self.archs]
@@ -342,22 +382,34 @@ class ScoreTable(Mapping[str, Mapping[str, Score]]):
                 index = ""
             for label, column in self.columns.items():
                 r = column.scores.get(key)
-                out.append({"space": self.space.name, "index": index, "arch": key, "proxy": label,
-                            "score": None if r is None else r.score,
-                            "seconds": None if r is None else round(r.seconds, 6),
-                            "status": "missing" if r is None else r.status, "reason": "" if r is None else r.reason})
+                out.append(
+                    {
+                        "space": self.space.name,
+                        "index": index,
+                        "arch": key,
+                        "proxy": label,
+                        "score": None if r is None else r.score,
+                        "seconds": None if r is None else round(r.seconds, 6),
+                        "status": "missing" if r is None else r.status,
+                        "reason": "" if r is None else r.reason,
+                    }
+                )
         return out
 
     def __repr__(self) -> str:
         return f"ScoreTable({self.space.name}, {len(self.keys)} archs, {', '.join(self.labels)})"
 
 
-def score_table(scorer: Scorer, archs: Sequence[Any], results: Mapping[str, Mapping[str, Any]],
-                wall_time_s: float = 0.0) -> ScoreTable:
+def score_table(
+    scorer: Scorer, archs: Sequence[Any], results: Mapping[str, Mapping[str, Any]], wall_time_s: float = 0.0
+) -> ScoreTable:
     """The requested proxies' columns of :func:`score_many`'s results, with directions and protocols."""
     columns = []
     for proxy, label in zip(scorer.requested, scorer.labels):
         digest = "" if proxy.population else scorer.digest(proxy)
-        columns.append(ScoreColumn(label, proxy, bool(proxy.higher_is_better), scorer.protocol(proxy), digest,
-                                   dict(results[label])))
+        columns.append(
+            ScoreColumn(
+                label, proxy, bool(proxy.higher_is_better), scorer.protocol(proxy), digest, dict(results[label])
+            )
+        )
     return ScoreTable(scorer.space, archs, columns, scorer.inputs, scorer.seed, wall_time_s)

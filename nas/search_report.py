@@ -6,6 +6,7 @@ that are always named), the regret to the space's optimum, and a plot of the acc
 best-so-far architecture against unique evaluations. :func:`nas.search` returns a
 :class:`SearchRun` with these as methods; ``nas search`` prints them.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,13 +42,16 @@ def report_combo(table, dataset: str, epochs: int | None) -> tuple[str, int, lis
     dataset = canonical_dataset(dataset)
     have = ", ".join(f"{d}/{s}/{e}" for d, s, e in table.combinations())
     if dataset not in table.datasets():
-        raise NasError(f"the {table.space_name} table has no {dataset} accuracies; it has {have} "
-                       f"(choose the report's dataset)")
+        raise NasError(
+            f"the {table.space_name} table has no {dataset} accuracies; it has {have} (choose the report's dataset)"
+        )
     epochs = int(epochs) if epochs is not None else max(table.epochs(dataset))
     splits = [s for s in SPLITS if epochs in table.epochs(dataset, s)]
     if not splits:
-        raise NasError(f"the {table.space_name} table has no {dataset} valid/test accuracies after "
-                       f"{epochs} epochs; it has {have} (choose the report's epochs)")
+        raise NasError(
+            f"the {table.space_name} table has no {dataset} valid/test accuracies after "
+            f"{epochs} epochs; it has {have} (choose the report's epochs)"
+        )
     return dataset, epochs, splits
 
 
@@ -100,12 +104,22 @@ def result_json(result, config, space, table, combo, top: int | None) -> dict[st
             row["objectives"] = dict(zip(result.labels, e.values))
         best_rows.append(row)
     out: dict[str, Any] = {
-        "space": space.name, "study": result.study, "sampler": config.sampler,
-        "evaluations": len(result.evaluations), "wall_time_s": round(result.wall_time_s, 2), "best": best_rows,
+        "space": space.name,
+        "study": result.study,
+        "sampler": config.sampler,
+        "evaluations": len(result.evaluations),
+        "wall_time_s": round(result.wall_time_s, 2),
+        "best": best_rows,
         "objectives": [{"name": label, "direction": d} for label, d in zip(result.labels, result.directions)],
-        "sampler_options": dict(config.sampler_options), "seed": config.seed, "trials": result.trials,
-        "optuna_trials": result.total_trials, "repeats": result.repeats, "failed": sum(not e.ok for e in result.evaluations),
-        "complete": result.complete, "stop_reason": result.stop_reason, "storage": result.storage,
+        "sampler_options": dict(config.sampler_options),
+        "seed": config.seed,
+        "trials": result.trials,
+        "optuna_trials": result.total_trials,
+        "repeats": result.repeats,
+        "failed": sum(not e.ok for e in result.evaluations),
+        "complete": result.complete,
+        "stop_reason": result.stop_reason,
+        "storage": result.storage,
     }
     if table is not None:
         dataset, epochs, splits = combo
@@ -115,8 +129,14 @@ def result_json(result, config, space, table, combo, top: int | None) -> dict[st
             for split in splits:
                 acc = best_rows[0]["accuracy"][split]
                 regret[split] = None if acc is None else round(optimum[split]["accuracy"] - acc, 4)
-        out["report"] = {"table": str(table.path), "dataset": dataset, "epochs": epochs, "splits": splits,
-                         "optimum": optimum, "regret": regret}
+        out["report"] = {
+            "table": str(table.path),
+            "dataset": dataset,
+            "epochs": epochs,
+            "splits": splits,
+            "optimum": optimum,
+            "regret": regret,
+        }
     return out
 
 
@@ -144,7 +164,10 @@ def plot_search(path: str | Path, result, config, space, table, combo) -> None:
             return float(table.accuracies([e.key], dataset=dataset, split=split, epochs=epochs)[0])
 
         if multi:
-            curve = [max((acc(f) for f in front), default=math.nan) for front in fronts_so_far(evaluations, result.directions)]
+            curve = [
+                max((acc(f) for f in front), default=math.nan)
+                for front in fronts_so_far(evaluations, result.directions)
+            ]
             label = "best on the Pareto front so far"
         else:
             curve = [acc(e) if e is not None else math.nan for e in incumbents(evaluations, result.directions)]
@@ -179,12 +202,27 @@ def plot_search(path: str | Path, result, config, space, table, combo) -> None:
         if table is not None:
             colours = [acc(e) for e in points]
             floor = max(min(colours), optimum - 10)  # a degenerate cell must not wash out the scale
-            sc = ax2.scatter([e.values[1] for e in points], [e.values[0] for e in points], s=30,
-                             c=colours, vmin=floor, vmax=optimum, cmap="viridis", zorder=3, label="Pareto front")
+            sc = ax2.scatter(
+                [e.values[1] for e in points],
+                [e.values[0] for e in points],
+                s=30,
+                c=colours,
+                vmin=floor,
+                vmax=optimum,
+                cmap="viridis",
+                zorder=3,
+                label="Pareto front",
+            )
             fig.colorbar(sc, ax=ax2, label=f"{dataset} {split} accuracy (%)")
         else:
-            ax2.scatter([e.values[1] for e in points], [e.values[0] for e in points], s=30, color="C3",
-                        zorder=3, label="Pareto front")
+            ax2.scatter(
+                [e.values[1] for e in points],
+                [e.values[0] for e in points],
+                s=30,
+                color="C3",
+                zorder=3,
+                label="Pareto front",
+            )
         ax2.plot([e.values[1] for e in points], [e.values[0] for e in points], color="C3", linewidth=1)
         ax2.set_xlabel(f"{result.labels[1]} ({result.directions[1][:3]})")
         ax2.set_ylabel(f"{result.labels[0]} ({result.directions[0][:3]})")
@@ -208,7 +246,7 @@ class SearchRun(_StrategyRun):
     space: Any = None
 
     @classmethod
-    def of(cls, run: _StrategyRun, config: Any, space: Any) -> "SearchRun":
+    def of(cls, run: _StrategyRun, config: Any, space: Any) -> SearchRun:
         return cls(**{**run.__dict__, "config": config, "space": space})
 
     def _combo(self, table: Any, dataset: str | None, epochs: int | None):
@@ -222,16 +260,18 @@ class SearchRun(_StrategyRun):
             raise NasError(f"name the report's dataset and epochs (no defaults); the table has {have}")
         return table, report_combo(table, dataset, epochs)
 
-    def report(self, table: Any = None, *, dataset: str | None = None, epochs: int | None = None,
-               top: int | None = None) -> dict[str, Any]:
+    def report(
+        self, table: Any = None, *, dataset: str | None = None, epochs: int | None = None, top: int | None = None
+    ) -> dict[str, Any]:
         """The chosen architectures (``top``, default 1; the Pareto front for several objectives)
         with their recorded accuracies on ``dataset`` after ``epochs``, the space's optimum and
         the regret (``table``: a BenchmarkTable, a path, or None for the imported one)."""
         table, combo = self._combo(table, dataset, epochs)
         return result_json(self, self.config, self.space, table, combo, top)
 
-    def plot(self, path: str | Path, table: Any = None, *, dataset: str | None = None,
-             epochs: int | None = None) -> Path:
+    def plot(
+        self, path: str | Path, table: Any = None, *, dataset: str | None = None, epochs: int | None = None
+    ) -> Path:
         """Write the best-so-far curve (and the Pareto front) as a PNG at ``path``."""
         table, combo = self._combo(table, dataset, epochs)
         plot_search(path, self, self.config, self.space, table, combo)

@@ -4,6 +4,7 @@ Every function takes ``scores`` (higher = predicted better; flip lower-is-better
 and ``accuracies`` of the same architectures, with no NaN: callers decide what a failed score
 means and report how many there were (:func:`drop_failed`).
 """
+
 from __future__ import annotations
 
 import math
@@ -39,14 +40,15 @@ def ndcg(scores: np.ndarray, accuracies: np.ndarray, top: int = 100) -> float:
     acc = acc / 100.0 if acc.max() > 1.0 else acc
     top = min(top, len(acc))
     discounts = 1.0 / np.log2(np.arange(2, top + 2))
-    gains = 2.0 ** acc - 1.0
+    gains = 2.0**acc - 1.0
     dcg = float(np.sum(gains[np.argsort(-np.asarray(scores), kind="stable")[:top]] * discounts))
     ideal = float(np.sum(np.sort(gains)[::-1][:top] * discounts))
     return dcg / ideal if ideal > 0 else float("nan")
 
 
-def bootstrap_tau_ci(scores: np.ndarray, accuracies: np.ndarray, resamples: int = 1000,
-                     seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_tau_ci(
+    scores: np.ndarray, accuracies: np.ndarray, resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of Kendall's tau over architectures."""
     rng = np.random.default_rng(seed)
     scores, accuracies = np.asarray(scores), np.asarray(accuracies)

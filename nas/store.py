@@ -6,22 +6,25 @@ upserts in their own transactions, so several worker processes can fill one stor
 WAL mode with a busy timeout for that. A stopped run loses nothing already written, and a rerun
 scores only what is missing.
 """
+
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nas.errors import NasError
-from nas.records import Score
 from nas.paths import nas_home
+from nas.records import Score
 
 _META = sa.MetaData()
 SCORES = sa.Table(
-    "scores", _META,
+    "scores",
+    _META,
     sa.Column("space", sa.String(32), primary_key=True),
     sa.Column("arch", sa.String(512), primary_key=True),
     sa.Column("protocol", sa.String(32), primary_key=True),
@@ -33,7 +36,8 @@ SCORES = sa.Table(
     sa.Column("created", sa.Float),
 )
 PROTOCOLS = sa.Table(
-    "protocols", _META,
+    "protocols",
+    _META,
     sa.Column("digest", sa.String(32), primary_key=True),
     sa.Column("protocol", sa.Text, nullable=False),
 )
@@ -55,7 +59,7 @@ class ScoreStore:
         if self.url.startswith("sqlite:///"):
             from pathlib import Path
 
-            Path(self.url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(self.url[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
             kwargs: dict[str, Any] = {}
             if self.url.startswith("sqlite"):
@@ -67,27 +71,47 @@ class ScoreStore:
         except (sa.exc.SQLAlchemyError, ImportError, ValueError) as err:
             raise NasError(f"cannot open score store {self.url!r}: {err}") from None
 
-    def put(self, space: str, arch: str, digest: str, proxy: str, result: Any,
-            protocol: dict[str, Any] | None = None) -> None:
+    def put(
+        self, space: str, arch: str, digest: str, proxy: str, result: Any, protocol: dict[str, Any] | None = None
+    ) -> None:
         """Insert or replace one score (``result``: a ProxyResult)."""
-        row = {"space": space, "arch": arch, "protocol": digest, "proxy": proxy,
-               "score": None if result.score != result.score else float(result.score),
-               "seconds": float(result.seconds), "status": result.status, "reason": result.reason,
-               "created": time.time()}
+        row = {
+            "space": space,
+            "arch": arch,
+            "protocol": digest,
+            "proxy": proxy,
+            "score": None if result.score != result.score else float(result.score),
+            "seconds": float(result.seconds),
+            "status": result.status,
+            "reason": result.reason,
+            "created": time.time(),
+        }
         with self.engine.begin() as conn:
             if protocol is not None:
-                _upsert(conn, PROTOCOLS, {"digest": digest, "protocol": json.dumps(protocol, sort_keys=True)},
-                        ["digest"])
+                _upsert(
+                    conn, PROTOCOLS, {"digest": digest, "protocol": json.dumps(protocol, sort_keys=True)}, ["digest"]
+                )
             _upsert(conn, SCORES, row, ["space", "arch", "protocol"])
 
     def get_many(self, space: str, digest: str, archs: Iterable[str] | None = None) -> dict[str, StoredScore]:
         """Stored scores of one protocol (all, or those of ``archs``), keyed by arch key."""
-        query = sa.select(SCORES.c.arch, SCORES.c.score, SCORES.c.seconds, SCORES.c.status,
-                          SCORES.c.reason).where(SCORES.c.space == space, SCORES.c.protocol == digest)
+        query = sa.select(SCORES.c.arch, SCORES.c.score, SCORES.c.seconds, SCORES.c.status, SCORES.c.reason).where(
+            SCORES.c.space == space, SCORES.c.protocol == digest
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        out = {r.arch: Score(float("nan") if r.score is None else r.score, r.seconds, r.status,
-                             r.reason or "", space=space, arch=r.arch, protocol=digest) for r in rows}
+        out = {
+            r.arch: Score(
+                float("nan") if r.score is None else r.score,
+                r.seconds,
+                r.status,
+                r.reason or "",
+                space=space,
+                arch=r.arch,
+                protocol=digest,
+            )
+            for r in rows
+        }
         if archs is not None:
             wanted = set(archs)
             out = {k: v for k, v in out.items() if k in wanted}
@@ -113,17 +137,35 @@ class ScoreStore:
 
     def rows(self, space: str | None = None, digests: Iterable[str] | None = None) -> list[ScoreRow]:
         """Stored scores (of one space, of some protocols), ordered by space, protocol and arch."""
-        query = sa.select(SCORES.c.space, SCORES.c.arch, SCORES.c.protocol, SCORES.c.proxy, SCORES.c.score,
-                          SCORES.c.seconds, SCORES.c.status, SCORES.c.reason)
+        query = sa.select(
+            SCORES.c.space,
+            SCORES.c.arch,
+            SCORES.c.protocol,
+            SCORES.c.proxy,
+            SCORES.c.score,
+            SCORES.c.seconds,
+            SCORES.c.status,
+            SCORES.c.reason,
+        )
         if space is not None:
             query = query.where(SCORES.c.space == space)
         if digests is not None:
             query = query.where(SCORES.c.protocol.in_(sorted(set(digests))))
         query = query.order_by(SCORES.c.space, SCORES.c.protocol, SCORES.c.arch)
         with self.engine.connect() as conn:
-            return [Score(float("nan") if r.score is None else r.score, r.seconds, r.status, r.reason or "",
-                          proxy=r.proxy, space=r.space, arch=r.arch, protocol=r.protocol)
-                    for r in conn.execute(query).all()]
+            return [
+                Score(
+                    float("nan") if r.score is None else r.score,
+                    r.seconds,
+                    r.status,
+                    r.reason or "",
+                    proxy=r.proxy,
+                    space=r.space,
+                    arch=r.arch,
+                    protocol=r.protocol,
+                )
+                for r in conn.execute(query).all()
+            ]
 
     def delete(self, space: str, digest: str, archs: Iterable[str]) -> None:
         """Remove the scores of ``archs`` under one protocol (e.g. imported ones that did not
@@ -131,8 +173,11 @@ class ScoreStore:
         archs = list(archs)
         with self.engine.begin() as conn:
             for i in range(0, len(archs), 500):  # bounded IN lists
-                conn.execute(SCORES.delete().where(SCORES.c.space == space, SCORES.c.protocol == digest,
-                                                   SCORES.c.arch.in_(archs[i:i + 500])))
+                conn.execute(
+                    SCORES.delete().where(
+                        SCORES.c.space == space, SCORES.c.protocol == digest, SCORES.c.arch.in_(archs[i : i + 500])
+                    )
+                )
 
     def add_new(self, rows: Iterable[ScoreRow], protocols: dict[str, dict[str, Any]]) -> list[ScoreRow]:
         """Insert the rows whose key the store lacks, in one transaction; never replace a stored
@@ -143,13 +188,27 @@ class ScoreStore:
         now = time.time()
         with self.engine.begin() as conn:
             for digest, protocol in protocols.items():
-                _upsert(conn, PROTOCOLS, {"digest": digest, "protocol": json.dumps(protocol, sort_keys=True)},
-                        ["digest"])
+                _upsert(
+                    conn, PROTOCOLS, {"digest": digest, "protocol": json.dumps(protocol, sort_keys=True)}, ["digest"]
+                )
             if new:
-                conn.execute(_insert_or_ignore(conn, SCORES), [
-                    {"space": r.space, "arch": r.arch, "protocol": r.protocol, "proxy": r.proxy,
-                     "score": None if r.score != r.score else float(r.score), "seconds": r.seconds,
-                     "status": r.status, "reason": r.reason, "created": now} for r in new])
+                conn.execute(
+                    _insert_or_ignore(conn, SCORES),
+                    [
+                        {
+                            "space": r.space,
+                            "arch": r.arch,
+                            "protocol": r.protocol,
+                            "proxy": r.proxy,
+                            "score": None if r.score != r.score else float(r.score),
+                            "seconds": r.seconds,
+                            "status": r.status,
+                            "reason": r.reason,
+                            "created": now,
+                        }
+                        for r in new
+                    ],
+                )
         return new
 
 
@@ -173,8 +232,7 @@ def _upsert(conn, table: sa.Table, row: dict[str, Any], keys: list[str]) -> None
     if dialect in ("sqlite", "postgresql"):
         module = sqlite if dialect == "sqlite" else postgresql
         stmt = module.insert(table).values(**row)
-        stmt = stmt.on_conflict_do_update(index_elements=keys,
-                                          set_={k: v for k, v in row.items() if k not in keys})
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={k: v for k, v in row.items() if k not in keys})
         conn.execute(stmt)
         return
     where = sa.and_(*(table.c[k] == row[k] for k in keys))  # portable fallback

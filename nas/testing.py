@@ -11,6 +11,7 @@ True
 Each check raises ``AssertionError`` with a message naming the architecture or proxy and what
 broke, so it reads well under pytest; on success it returns what it checked.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ def _fail(what: str) -> AssertionError:
     return AssertionError(what)
 
 
-def check_space(space: Any, samples: int = 5, seed: int = 0, num_classes: int = 10,
-                input_size: int = 32, build: bool = True) -> dict[str, Any]:
+def check_space(
+    space: Any, samples: int = 5, seed: int = 0, num_classes: int = 10, input_size: int = 32, build: bool = True
+) -> dict[str, Any]:
     """Check that ``space`` (a :class:`~nas.searchspaces.SearchSpace`) keeps the interface's
     promises on ``samples`` seeded random architectures:
 
@@ -102,18 +104,23 @@ def check_space(space: Any, samples: int = 5, seed: int = 0, num_classes: int = 
                 out = model(torch.randn(2, 3, input_size, input_size))
             logits = out[-1] if isinstance(out, (tuple, list)) else out
             if tuple(logits.shape) != (2, num_classes):
-                raise _fail(f"{space.name}: build({arch}) gives logits of shape {tuple(logits.shape)}, "
-                            f"expected (2, {num_classes})")
+                raise _fail(
+                    f"{space.name}: build({arch}) gives logits of shape {tuple(logits.shape)}, "
+                    f"expected (2, {num_classes})"
+                )
             counted = sum(p.numel() for p in model.parameters() if p.requires_grad)
             if space.num_params(arch, num_classes) != counted:
-                raise _fail(f"{space.name}: num_params({arch}) = {space.num_params(arch, num_classes)}, "
-                            f"the built network has {counted}")
+                raise _fail(
+                    f"{space.name}: num_params({arch}) = {space.num_params(arch, num_classes)}, "
+                    f"the built network has {counted}"
+                )
         checked.append("network and params")
     return {"space": space.name, "size": space.size, "samples": samples, "checked": checked}
 
 
-def check_proxy(proxy: Any, space: Any = "nats-tss", arch: Any = 0, seed: int = 0,
-                batch_size: int = 8) -> dict[str, Any]:
+def check_proxy(
+    proxy: Any, space: Any = "nats-tss", arch: Any = 0, seed: int = 0, batch_size: int = 8
+) -> dict[str, Any]:
     """Check that a proxy (a name, a class or an instance) keeps the interface's promises on one
     architecture of ``space``:
 
@@ -160,7 +167,14 @@ def check_proxy(proxy: Any, space: Any = "nats-tss", arch: Any = 0, seed: int = 
             raise _fail(f"{proxy.label()} on {space.format(cell)}: {result.reason}")
         values.append(result.score)
     if not math.isfinite(values[0]) or values[0] != values[1]:
-        raise _fail(f"{proxy.label()} on {space.format(cell)}: scores {values[0]!r} and {values[1]!r} "
-                    f"from the same seed")
-    return {"proxy": proxy.label(), "space": space.name, "arch": space.format(cell), "score": values[0],
-            "finite": True, "repeatable": True}
+        raise _fail(
+            f"{proxy.label()} on {space.format(cell)}: scores {values[0]!r} and {values[1]!r} from the same seed"
+        )
+    return {
+        "proxy": proxy.label(),
+        "space": space.name,
+        "arch": space.format(cell),
+        "score": values[0],
+        "finite": True,
+        "repeatable": True,
+    }

@@ -11,10 +11,12 @@ model's ``.grad`` fields are left untouched and no gradient is computed for para
 reads (foresight calls ``loss.backward()``, which also fills BatchNorm gradients; the values of the
 scored gradients are the same).
 """
+
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -69,8 +71,9 @@ def sum_of_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack([n.to(torch.float64) for n in torch._foreach_norm(list(tensors), 2)]).sum()
 
 
-def weight_gradients(loss: torch.Tensor, weights: Sequence[torch.Tensor],
-                     create_graph: bool = False) -> list[torch.Tensor]:
+def weight_gradients(
+    loss: torch.Tensor, weights: Sequence[torch.Tensor], create_graph: bool = False
+) -> list[torch.Tensor]:
     """d loss / d w for each weight; zeros for weights the loss does not depend on."""
     grads = torch.autograd.grad(loss, list(weights), allow_unused=True, create_graph=create_graph)
     return _filled(grads, weights)
@@ -84,7 +87,7 @@ class requiring_grad:
         self.tensors = list(tensors)
         self.flags: list[bool] = []
 
-    def __enter__(self) -> "requiring_grad":
+    def __enter__(self) -> requiring_grad:
         self.flags = [t.requires_grad for t in self.tensors]
         for t in self.tensors:
             t.requires_grad_(True)
@@ -100,8 +103,13 @@ class LossGradients:
     weights with their gradients, and (when asked) every scored layer's output with its weight
     count per output channel and its gradient (None where the output does not reach the loss)."""
 
-    def __init__(self, weights: list[torch.Tensor], weight_grads: list[torch.Tensor],
-                 outputs: list[tuple[torch.Tensor, int]], output_grads: list[torch.Tensor | None]) -> None:
+    def __init__(
+        self,
+        weights: list[torch.Tensor],
+        weight_grads: list[torch.Tensor],
+        outputs: list[tuple[torch.Tensor, int]],
+        output_grads: list[torch.Tensor | None],
+    ) -> None:
         self.weights, self.weight_grads = weights, weight_grads
         self.outputs, self.output_grads = outputs, output_grads
 
@@ -121,21 +129,23 @@ def loss_gradients(model: nn.Module, batch, weights: bool, outputs: bool) -> Los
 
     handles = [layer.register_forward_hook(keep) for layer in layers] if outputs else []
     try:
-        with requiring_grad(scored):   # frozen layers are scored too
+        with requiring_grad(scored):  # frozen layers are scored too
             loss = batch_loss(model, batch.inputs, batch.labels)
             targets = wanted + [a for a, _ in records]
             grads = torch.autograd.grad(loss, targets, allow_unused=True) if targets else ()
     finally:
         for handle in handles:
             handle.remove()
-    return LossGradients([w.detach() for w in wanted], _filled(grads[:len(wanted)], wanted),
-                         records, list(grads[len(wanted):]))
+    return LossGradients(
+        [w.detach() for w in wanted], _filled(grads[: len(wanted)], wanted), records, list(grads[len(wanted) :])
+    )
 
 
-def loss_gradient_pass(proxies: Sequence["LossGradientProxy"], model: nn.Module, batch) -> list[float]:
+def loss_gradient_pass(proxies: Sequence[LossGradientProxy], model: nn.Module, batch) -> list[float]:
     """The scores of several :class:`LossGradientProxy` from one forward and backward pass."""
-    gradients = loss_gradients(model, batch, weights=any(p.reads_weights for p in proxies),
-                               outputs=any(p.reads_outputs for p in proxies))
+    gradients = loss_gradients(
+        model, batch, weights=any(p.reads_weights for p in proxies), outputs=any(p.reads_outputs for p in proxies)
+    )
     return [p.from_gradients(gradients) for p in proxies]
 
 
@@ -144,8 +154,8 @@ class LossGradientProxy(Proxy):
     fisher): scored together, such proxies share one forward and one backward pass."""
 
     needs = Needs(inputs=True, labels=True, gradients=True, mode="train")
-    reads_weights: ClassVar[bool] = True    # it reads the scored weights and their gradients
-    reads_outputs: ClassVar[bool] = False   # it reads the scored layers' outputs and their gradients
+    reads_weights: ClassVar[bool] = True  # it reads the scored weights and their gradients
+    reads_outputs: ClassVar[bool] = False  # it reads the scored layers' outputs and their gradients
 
     def shared_pass(self):
         return loss_gradient_pass

@@ -42,6 +42,7 @@ Protocol (from the paper's definitions and the authors' NAS-Bench-201 code as th
   reference cells) and agrees with the authors' Gaussian-input scores at Spearman 0.44 only
   (``docs/proxies.md``).
 """
+
 from __future__ import annotations
 
 import math
@@ -56,7 +57,6 @@ from nas.proxies.base import Needs, Proxy, register_proxy
 from nas.proxies.ensemble import Ensemble
 from nas.proxies.naswot import check_init, kaiming_reinit
 
-
 _POOLING = (nn.MaxPool2d, nn.AvgPool2d)
 
 
@@ -69,8 +69,9 @@ def blocks(model: nn.Module) -> list[nn.Module]:
     layers = getattr(model, "layers", None)
     if isinstance(stem, nn.Module) and isinstance(layers, (nn.Sequential, nn.ModuleList)):
         return [stem, *(m for m in layers if not isinstance(m, _POOLING))]
-    raise NasError("az_nas: the network needs a `stem` module and its blocks in `cells` (NATS) or "
-                   "`layers` (NAS-Bench-101)")
+    raise NasError(
+        "az_nas: the network needs a `stem` module and its blocks in `cells` (NATS) or `layers` (NAS-Bench-101)"
+    )
 
 
 def block_features(model: nn.Module, inputs: Tensor) -> list[Tensor]:
@@ -89,8 +90,10 @@ def block_features(model: nn.Module, inputs: Tensor) -> list[Tensor]:
         for handle in handles:
             handle.remove()
     if len(features) != len(parts):
-        raise NasError(f"az_nas: expected {len(parts)} block outputs in one forward pass, "
-                       f"got {len(features)} (blocks called more than once or not at all)")
+        raise NasError(
+            f"az_nas: expected {len(parts)} block outputs in one forward pass, "
+            f"got {len(features)} (blocks called more than once or not at all)"
+        )
     return features
 
 
@@ -140,8 +143,9 @@ class _AZComponent(Proxy):
         super().__init__(**params)
         check_init(self.name, self.params["init"])
         if self.params["inputs"] not in _INPUTS:
-            raise NasError(f"proxy {self.name}: inputs must be one of {', '.join(_INPUTS)}, "
-                           f"got {self.params['inputs']!r}")
+            raise NasError(
+                f"proxy {self.name}: inputs must be one of {', '.join(_INPUTS)}, got {self.params['inputs']!r}"
+            )
 
     def shared_pass(self):
         return az_pass
@@ -164,7 +168,7 @@ def az_pass(components: list[_AZComponent], model: nn.Module, batch) -> list[flo
         kaiming_reinit(model, params["init_seed"])
     generator = torch.Generator().manual_seed(int(params["seed"]))
     x = batch.inputs
-    if params["inputs"] == "gaussian":   # the authors' protocol: N(0, 1) of the batch's shape
+    if params["inputs"] == "gaussian":  # the authors' protocol: N(0, 1) of the batch's shape
         x = torch.randn(x.shape, generator=generator).to(dtype=x.dtype, device=x.device)
     wants_trainability = any(isinstance(c, AZTrainability) for c in components)
     with torch.enable_grad() if wants_trainability else torch.no_grad():

@@ -13,6 +13,7 @@ or subclass :class:`Proxy` (for parameters with defaults) and decorate the class
 packages register theirs through the ``zcnas.proxies`` entry-point group; the entry point
 names a module or object whose import registers the proxy.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,9 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from nas.errors import NasError
 from nas.records import Score
@@ -39,11 +41,11 @@ ENTRY_POINT_GROUP = "zcnas.proxies"
 class Needs:
     """What a proxy needs from its caller."""
 
-    inputs: bool = True       # a batch of inputs (False: it looks at the weights only)
-    labels: bool = False      # the batch's labels (loss-based proxies)
-    gradients: bool = False   # it calls backward; gradients are zeroed before it runs
-    mode: str = "train"       # network mode while scoring: "train" (BatchNorm uses batch
-                              # statistics, as the benchmarks' proxies do) or "eval"
+    inputs: bool = True  # a batch of inputs (False: it looks at the weights only)
+    labels: bool = False  # the batch's labels (loss-based proxies)
+    gradients: bool = False  # it calls backward; gradients are zeroed before it runs
+    mode: str = "train"  # network mode while scoring: "train" (BatchNorm uses batch
+    # statistics, as the benchmarks' proxies do) or "eval"
 
 
 class Proxy:
@@ -56,17 +58,18 @@ class Proxy:
     defaults: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
     positional: ClassVar[str | None] = None  # the parameter that bare arguments fill, if any
-    population: ClassVar[bool] = False       # True: scores are defined over a set of networks
+    population: ClassVar[bool] = False  # True: scores are defined over a set of networks
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
         if unknown:
             expected = ", ".join(self.defaults) or "none"
-            raise NasError(f"proxy {self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
-                           f"it takes: {expected}")
+            raise NasError(
+                f"proxy {self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; it takes: {expected}"
+            )
         self.params = {**self.defaults, **params}
 
-    def score(self, model: "nn.Module", batch: "Batch") -> float:
+    def score(self, model: nn.Module, batch: Batch) -> float:
         raise NotImplementedError
 
     def shared_pass(self) -> Callable | None:
@@ -97,13 +100,19 @@ def _is_proxy_class(obj: Any) -> bool:
 
 
 #: Every proxy: built-ins (registered by importing ``nas.proxies.builtin``) and plugins.
-PROXIES: Registry[type[Proxy]] = Registry("proxy", ENTRY_POINT_GROUP, accept=_is_proxy_class,
-                                          preload="nas.proxies.builtin")
+PROXIES: Registry[type[Proxy]] = Registry(
+    "proxy", ENTRY_POINT_GROUP, accept=_is_proxy_class, preload="nas.proxies.builtin"
+)
 
 
 def register_proxy(
-    name: str | None = None, *, higher_is_better: bool = True, needs: Needs = Needs(),
-    version: str = "1", defaults: dict[str, Any] | None = None, description: str = "",
+    name: str | None = None,
+    *,
+    higher_is_better: bool = True,
+    needs: Needs = Needs(),
+    version: str = "1",
+    defaults: dict[str, Any] | None = None,
+    description: str = "",
 ) -> Callable:
     """Register a :class:`Proxy` subclass or a function ``f(model, batch, **params) -> float``.
     A name registered twice (by two different sources) is an error naming both."""
@@ -116,12 +125,18 @@ def register_proxy(
         else:
             fn = obj
             cls = type(
-                f"{fn.__name__}_proxy", (Proxy,),
-                {"name": name or fn.__name__, "higher_is_better": higher_is_better, "needs": needs,
-                 "version": version, "defaults": dict(defaults or {}),
-                 "description": description or (fn.__doc__ or "").strip().split("\n")[0],
-                 "score": lambda self, model, batch: fn(model, batch, **self.params),
-                 "__module__": fn.__module__},
+                f"{fn.__name__}_proxy",
+                (Proxy,),
+                {
+                    "name": name or fn.__name__,
+                    "higher_is_better": higher_is_better,
+                    "needs": needs,
+                    "version": version,
+                    "defaults": dict(defaults or {}),
+                    "description": description or (fn.__doc__ or "").strip().split("\n")[0],
+                    "score": lambda self, model, batch: fn(model, batch, **self.params),
+                    "__module__": fn.__module__,
+                },
             )
         if not cls.name:
             raise ValueError(f"{obj!r} needs a name to be registered")
@@ -207,7 +222,7 @@ def protocol_digest(protocol: dict[str, Any]) -> str:
 ProxyResult = Score
 
 
-def evaluate(proxy: Proxy, model: "nn.Module", batch: "Batch") -> ProxyResult:
+def evaluate(proxy: Proxy, model: nn.Module, batch: Batch) -> ProxyResult:
     """Run a proxy the way it declared, timing it; NaN, infinite scores and errors become
     failed results with their reason (never a silently ranked number)."""
     return evaluate_together([proxy], model, batch)[0]
@@ -225,7 +240,7 @@ def shared_groups(proxies: Sequence[Proxy]) -> list[list[Proxy]]:
     return list(groups.values())
 
 
-def evaluate_together(proxies: Sequence[Proxy], model: "nn.Module", batch: "Batch") -> list[ProxyResult]:
+def evaluate_together(proxies: Sequence[Proxy], model: nn.Module, batch: Batch) -> list[ProxyResult]:
     """Score one group of :func:`shared_groups` on ``model`` as :func:`evaluate` scores one
     proxy. The pass's time is split evenly among its proxies (their sum is what it cost); an
     error fails every proxy of the group, a non-finite score only its own."""
@@ -246,5 +261,7 @@ def evaluate_together(proxies: Sequence[Proxy], model: "nn.Module", batch: "Batc
         seconds = (time.perf_counter() - start) / len(proxies)
         return [ProxyResult(math.nan, seconds, "failed", f"{type(err).__name__}: {err}") for _ in proxies]
     seconds = (time.perf_counter() - start) / len(proxies)
-    return [ProxyResult(v, seconds) if math.isfinite(v) else
-            ProxyResult(v, seconds, "failed", f"non-finite score {v}") for v in values]
+    return [
+        ProxyResult(v, seconds) if math.isfinite(v) else ProxyResult(v, seconds, "failed", f"non-finite score {v}")
+        for v in values
+    ]

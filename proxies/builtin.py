@@ -2,6 +2,7 @@
 
 A new built-in proxy is a new module here with a ``@register_proxy``; nothing else to edit.
 """
+
 import pkgutil
 from importlib import import_module
 

@@ -25,9 +25,11 @@ default (near, meco_opt, zico, flops) on 500 held-out cells that no ensemble cho
 >>> get_proxy("ensemble", proxies=["near", "synflow"]).label()
 'ensemble(near,synflow)'
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
@@ -50,8 +52,9 @@ class Ensemble(Proxy):
     defaults = {"proxies": list(DEFAULT_COMPONENTS), "reference": 200}
     positional = "proxies"
     population = True
-    description = ("sum of log-ranks of its components (AZ-NAS aggregation); default AZ-NAS's three scores, "
-                   "flops and meco")
+    description = (
+        "sum of log-ranks of its components (AZ-NAS aggregation); default AZ-NAS's three scores, flops and meco"
+    )
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -84,8 +87,10 @@ class Ensemble(Proxy):
         return f"ensemble({','.join(args)})" if args else "ensemble"
 
     def score(self, model, batch) -> float:
-        raise NasError("an ensemble ranks a population of architectures; score it with `nas score` "
-                       "or nas.scoring.score_many, not one network at a time")
+        raise NasError(
+            "an ensemble ranks a population of architectures; score it with `nas score` "
+            "or nas.scoring.score_many, not one network at a time"
+        )
 
 
 def _oriented(column: Sequence[float], higher_is_better: bool) -> np.ndarray:

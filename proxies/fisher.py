@@ -27,6 +27,7 @@ grad_norm read, when they are scored together: one pass for the three). A layer 
 reach the loss scores 0 (foresight: zeros). A layer called several times in one forward pass sums
 the F_k of its calls (foresight's single ``layer.act`` slot cannot represent this case).
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,8 +38,10 @@ from nas.proxies.base import register_proxy
 
 @register_proxy("fisher")
 class Fisher(LossGradientProxy):
-    description = ("Fisher (foresight): sum over Conv2d/Linear channels of 0.5*mean_n(sum_hw a*dL/da)^2, "
-                   "each weighted by the channel's weight count")
+    description = (
+        "Fisher (foresight): sum over Conv2d/Linear channels of 0.5*mean_n(sum_hw a*dL/da)^2, "
+        "each weighted by the channel's weight count"
+    )
     reads_weights, reads_outputs = False, True
 
     def from_gradients(self, gradients: LossGradients) -> float:

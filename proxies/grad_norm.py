@@ -7,6 +7,7 @@ batch's statistics); for every Conv2d/Linear layer the Euclidean norm of its wei
 ``||dL/dW_l||_2``; the score is the sum of these per-layer norms (not the norm of all gradients
 together). Layers the loss does not reach contribute 0.
 """
+
 from __future__ import annotations
 
 from nas.proxies._gradients import LossGradientProxy, LossGradients, sum_of_norms

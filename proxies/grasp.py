@@ -17,6 +17,7 @@ value-identical for deterministic networks and saves a forward+backward pass; ne
 stochastic layers (dropout) would see the same random mask twice instead of two masks.
 The whole batch is one pass (foresight's out-of-memory ``split_data`` is not reproduced).
 """
+
 from __future__ import annotations
 
 import torch

@@ -19,6 +19,7 @@ for this symmetric matrix. Only the input gradient is computed (no weight gradie
 undefined (a sample's Jacobian is constant, e.g. the output does not depend on the input), or an
 eigenvalue is <= -k, the score is NaN, a failed result: foresight returns NaN in these cases too.
 """
+
 from __future__ import annotations
 
 import math

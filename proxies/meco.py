@@ -19,8 +19,9 @@ follow the authors' repository (github.com/HamsterMimi/MeCo), read, not copied:
   gives a zero row and column), the minimum eigenvalue. Outputs with one position per channel
   (pooled features, logits) have an all-zero matrix and add exactly 0; so does the ``none`` op.
   Non-tensor outputs and outputs of fewer than 2 dimensions are skipped (the official hook would
-  misread a tuple as its first element, batch dimension included, or fail). The authors call a general eigen-solver and take the real part; the
-  matrix is symmetric, so we use the symmetric solver in float64 (same values up to rounding);
+  misread a tuple as its first element, batch dimension included, or fail). The authors call a
+  general eigen-solver and take the real part; the matrix is symmetric, so we use the symmetric
+  solver in float64 (same values up to rounding);
 - the per-module values are summed (NaN/Inf values dropped, as the official script does).
 
 MeCo_opt (``meco_opt``): the authors' NB201 script (``correlation/NAS_Bench_201.py``, measure
@@ -50,6 +51,7 @@ as the authors' NB201 script did; a size resizes it bilinearly). The cost of 64x
 1.6x that of 32x32 (both well under one forward+backward pass of a batch of 64).
 Direction: higher is better (the paper's).
 """
+
 from __future__ import annotations
 
 import math
@@ -85,8 +87,9 @@ def _sample_zero_features(output: Any) -> torch.Tensor | None:
     return sample.reshape(sample.shape[0], -1)
 
 
-def meco_terms(model: nn.Module, x: torch.Tensor, channels: int | None = None,
-               generator: torch.Generator | None = None) -> list[float]:
+def meco_terms(
+    model: nn.Module, x: torch.Tensor, channels: int | None = None, generator: torch.Generator | None = None
+) -> list[float]:
     """One value per module call in forward order: the minimum correlation eigenvalue of sample 0's
     output (``channels``: sample that many channels and weight by C/channels, MeCo_opt)."""
     values: list[float] = []
@@ -149,8 +152,13 @@ class _MeCoBase(Proxy):
 
     def score(self, model: nn.Module, batch) -> float:
         size = self.params["size"]
-        x = _input(batch, self.params["input"], None if size is None else int(size), int(self.params["seed"]),
-                   _reference_tensor(model))
+        x = _input(
+            batch,
+            self.params["input"],
+            None if size is None else int(size),
+            int(self.params["seed"]),
+            _reference_tensor(model),
+        )
         gen = torch.Generator().manual_seed(int(self.params["seed"]))
         values = meco_terms(model, x, channels=self._channels(), generator=gen)
         return math.fsum(v for v in values if math.isfinite(v))

@@ -33,6 +33,7 @@ A singular kernel (two samples with the same code everywhere, e.g. identical inp
 that passes no signal so every sample reaches the head as zeros) has ``log|det| = -inf``, as in
 the reference; :func:`nas.proxies.evaluate` turns it into a failed result, never a ranked number.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -118,7 +119,7 @@ class _KernelRecorder:
 
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
-        self.entries: dict[int, list] = {}   # id(tensor) -> [weakref, version, kernel, count]
+        self.entries: dict[int, list] = {}  # id(tensor) -> [weakref, version, kernel, count]
         self.kernel = torch.zeros(batch_size, batch_size, dtype=torch.float64)
         self.modules = 0
 

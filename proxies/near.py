@@ -82,10 +82,12 @@ outputs); a matrix with NaN or infinite entries raises :class:`NonFiniteActivati
 official SVD raises on NaN and silently scores infinities as 0); the parameters are not reset
 after the last repetition; hooks are always removed.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,7 +98,8 @@ from nas.proxies.base import Needs, Proxy, register_proxy
 
 #: The classes whose instances are hooked as activations (besides modules with a ``weight``).
 ACTIVATION_TYPES: tuple[type, ...] = tuple(
-    cls for cls in (getattr(nn, name, None) for name in nn.modules.activation.__all__)
+    cls
+    for cls in (getattr(nn, name, None) for name in nn.modules.activation.__all__)
     if isinstance(cls, type) and issubclass(cls, nn.Module)
 )
 
@@ -175,8 +178,7 @@ def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
         seen.add(id(module))
         out.append((name, module))
         prefix = name + "." if name else ""
-        stack.extend(reversed([(prefix + key, child) for key, child in module._modules.items()
-                               if child is not None]))
+        stack.extend(reversed([(prefix + key, child) for key, child in module._modules.items() if child is not None]))
     return out
 
 
@@ -184,11 +186,14 @@ def _is_hooked(module: nn.Module) -> bool:
     """``hasattr(module, "weight") or isinstance(module, ACTIVATION_TYPES)``, without the slow
     ``nn.Module.__getattr__`` miss for modules that have no weight."""
     d = module.__dict__
-    if ("weight" in d or "weight" in d.get("_parameters", ()) or "weight" in d.get("_buffers", ())
-            or "weight" in d.get("_modules", ())):
+    if (
+        "weight" in d
+        or "weight" in d.get("_parameters", ())
+        or "weight" in d.get("_buffers", ())
+        or "weight" in d.get("_modules", ())
+    ):
         return True
-    return (hasattr(type(module), "weight") and hasattr(module, "weight")) \
-        or isinstance(module, ACTIVATION_TYPES)
+    return (hasattr(type(module), "weight") and hasattr(module, "weight")) or isinstance(module, ACTIVATION_TYPES)
 
 
 def _first_tensor(output: Any) -> Tensor | None:
@@ -238,7 +243,7 @@ class _Samples:
     def take(self, count: int) -> Tensor | None:
         """The next ``count`` samples (fewer when the data ends; None when none are left)."""
         if self._tensor is not None:
-            out = self._tensor[self._used: self._used + count]
+            out = self._tensor[self._used : self._used + count]
             self._used += len(out)
             return out.to(self.device) if len(out) else None
         while sum(len(b) for b in self._buffer) < count and self._iter is not None:
@@ -283,7 +288,7 @@ class _BatchNormMode:
         self._training: list[bool] = []
         self._patched: list[nn.Module] = []
 
-    def __enter__(self) -> "_BatchNormMode":
+    def __enter__(self) -> _BatchNormMode:
         if self.mode == "eval":
             self._training = [m.training for m in self.norms]
             for m in self.norms:
@@ -316,10 +321,10 @@ def _per_sample_forward(bn: nn.Module) -> Callable[[Tensor], Tensor]:
         if x.dim() < 3 or positions < 2:
             raise ValueError(
                 f"{type(bn).__name__} in training mode sees one value per channel per sample "
-                f"(input {tuple(x.shape)}): batch-1 statistics are undefined; use batchnorm='eval'")
-        channels_last = x.dim() == 4 and not x.is_contiguous() and \
-            x.is_contiguous(memory_format=torch.channels_last)
-        if channels_last:   # (N, H*W, C) is a view: reduce over positions, channels stay inner
+                f"(input {tuple(x.shape)}): batch-1 statistics are undefined; use batchnorm='eval'"
+            )
+        channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        if channels_last:  # (N, H*W, C) is a view: reduce over positions, channels stay inner
             values, axis, shape = x.permute(0, 2, 3, 1).view(n, positions, c), 1, (c,)
         else:
             values, axis, shape = x.reshape(n, c, positions), 2, (c, 1)
@@ -333,6 +338,7 @@ def _per_sample_forward(bn: nn.Module) -> Callable[[Tensor], Tensor]:
         if channels_last:
             return out.view(n, x.shape[2], x.shape[3], c).permute(0, 3, 1, 2)
         return out.view_as(x)
+
     return forward
 
 
@@ -340,12 +346,11 @@ def _per_sample_forward(bn: nn.Module) -> Callable[[Tensor], Tensor]:
 class _Record:
     """What one hooked module has accumulated."""
 
-    __slots__ = ("name", "module", "pieces", "rows", "matrix", "done", "called", "calls",
-                 "rows_per_sample", "cols")
+    __slots__ = ("name", "module", "pieces", "rows", "matrix", "done", "called", "calls", "rows_per_sample", "cols")
 
     def __init__(self, name: str, module: nn.Module) -> None:
         self.name, self.module = name, module
-        self.pieces: list[Tensor] = []      # accumulated rows (faithful path / finished chunks)
+        self.pieces: list[Tensor] = []  # accumulated rows (faithful path / finished chunks)
         self.rows = 0
         self.matrix: Tensor | None = None
         self.done = False
@@ -377,10 +382,11 @@ def _collect_per_sample(model: nn.Module, records: list[_Record], samples: _Samp
             rec.rows += rows.shape[0]
             if rec.rows >= rows.shape[1]:
                 start = _block_start(rng, rec.rows, out.shape[-1])
-                rec.matrix = torch.cat(rec.pieces)[start: start + rows.shape[1]]
+                rec.matrix = torch.cat(rec.pieces)[start : start + rows.shape[1]]
                 rec.pieces = []
                 rec.done = True
                 handles.pop(i).remove()
+
         return hook
 
     try:
@@ -412,15 +418,23 @@ def _recorder(rec: _Record, position: list[int]) -> Callable:
         pos = position[0]
         position[0] += 1
         cols = out.shape[1]
-        if seen[0] >= cols:   # complete on the first sample of an earlier call
+        if seen[0] >= cols:  # complete on the first sample of an earlier call
             return
         seen[0] += out[0].numel() // cols
         rec.calls.append((pos, (out[:1] if seen[0] >= cols else out).clone()))  # inference mode: no detach
+
     return hook
 
 
-def _collect_batched(model: nn.Module, records: list[_Record], samples: _Samples, rng: Any,
-                     first_batch: int, norms: Sequence[nn.Module], batchnorm: str) -> None:
+def _collect_batched(
+    model: nn.Module,
+    records: list[_Record],
+    samples: _Samples,
+    rng: Any,
+    first_batch: int,
+    norms: Sequence[nn.Module],
+    batchnorm: str,
+) -> None:
     offset = 0  # samples already fed
     count = max(1, first_batch)
     todo = records
@@ -435,7 +449,7 @@ def _collect_batched(model: nn.Module, records: list[_Record], samples: _Samples
             for rec in todo:
                 rec.calls = []
                 handles.append(rec.module.register_forward_hook(_recorder(rec, position)))
-            if x.dim() == 4:   # channels-last: much faster convolutions and pooling on CPU
+            if x.dim() == 4:  # channels-last: much faster convolutions and pooling on CPU
                 x = x.contiguous(memory_format=torch.channels_last)
             # inference mode: no autograd bookkeeping per op (the cutting below runs outside it,
             # so the matrices it returns are ordinary tensors)
@@ -459,7 +473,7 @@ def _collect_batched(model: nn.Module, records: list[_Record], samples: _Samples
             if rec.rows_per_sample > 0 and need <= rec.rows_per_sample * count:
                 sample = max(0, -(-need // rec.rows_per_sample) - 1)
                 reached = rec.rows + sample * rec.rows_per_sample
-                for j, rows in enumerate(per_call):
+                for j, rows in enumerate(per_call):  # noqa: B007 (j is read after the loop)
                     reached += rows
                     if reached >= cols:
                         break
@@ -473,11 +487,11 @@ def _collect_batched(model: nn.Module, records: list[_Record], samples: _Samples
         starts = _block_starts(rng, [reached for *_, reached in events], sizes)
         simple: dict[tuple[int, ...], list[tuple[_Record, int]]] = {}
         for (_, _, rec, sample, j, _), start in zip(events, starts):
-            if sample == 0 and j == 0 and not rec.pieces:   # one call's first sample: cut below
+            if sample == 0 and j == 0 and not rec.pieces:  # one call's first sample: cut below
                 simple.setdefault(tuple(rec.calls[0][1].shape), []).append((rec, start))
                 continue
             rows = torch.cat([*rec.pieces, _interleave(rec.calls, count, sample, j)])
-            rec.matrix = rows[start: start + rec.cols]
+            rec.matrix = rows[start : start + rec.cols]
             rec.pieces, rec.calls, rec.done = [], [], True
         for members in simple.values():
             _cut_blocks(members)
@@ -506,17 +520,17 @@ def _block_starts(rng: Any, rows: list[int], sizes: list[int]) -> list[int]:
 def _cut_blocks(members: list[tuple[_Record, int]]) -> None:
     """Each module's rows ``start:start + cols`` of its first sample, for modules whose outputs
     have one shape: one stack, one layout and one gather for all of them."""
-    first = torch.cat([rec.calls[0][1] for rec, _ in members])   # (G, C, *positions)
+    first = torch.cat([rec.calls[0][1] for rec, _ in members])  # (G, C, *positions)
     cols = first.shape[1]
     total = first[0].numel() // cols
     starts = torch.tensor([start for _, start in members]).unsqueeze(1)
-    index = (starts + torch.arange(cols)).clamp_(max=total - 1)   # (G, cols) row numbers
+    index = (starts + torch.arange(cols)).clamp_(max=total - 1)  # (G, cols) row numbers
     group = torch.arange(len(members)).unsqueeze(1)
-    if first.dim() == 4:   # row = w * H + h: pick (h, w) from the output itself, no laid-out copy
+    if first.dim() == 4:  # row = w * H + h: pick (h, w) from the output itself, no laid-out copy
         height = first.shape[2]
         blocks = first.permute(0, 3, 2, 1)[group, index // height, index % height]
     else:
-        blocks = _batch_rows(first).view(len(members), total, cols)[group, index]   # (G, cols, C)
+        blocks = _batch_rows(first).view(len(members), total, cols)[group, index]  # (G, cols, C)
     for (rec, start), block in zip(members, blocks.unbind(0)):
         rec.matrix = block if start + cols <= total else block[: total - start]
         rec.calls, rec.done = [], True
@@ -557,9 +571,16 @@ def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
         raise NasError(f"near: {name} must be one of {', '.join(map(str, choices))}, got {value!r}")
 
 
-def activation_matrices(model: nn.Module, data: Tensor | Iterable, rng: Any = None, *,
-                        fast: bool = True, layer_index: int | None = None, batchnorm: str = "sample",
-                        order: np.ndarray | None = None) -> list[tuple[str, Tensor]]:
+def activation_matrices(
+    model: nn.Module,
+    data: Tensor | Iterable,
+    rng: Any = None,
+    *,
+    fast: bool = True,
+    layer_index: int | None = None,
+    batchnorm: str = "sample",
+    order: np.ndarray | None = None,
+) -> list[tuple[str, Tensor]]:
     """One repetition: the activation matrix of every hooked module that ran (name, matrix), in
     hooked-module order. ``rng`` draws the block starts (default ``RandomState(0)``)."""
     _check_choice("batchnorm", batchnorm, _BATCHNORM_MODES)
@@ -569,8 +590,9 @@ def activation_matrices(model: nn.Module, data: Tensor | Iterable, rng: Any = No
         try:
             hooked = [hooked[layer_index]]
         except IndexError:
-            raise NasError(f"near: layer_index {layer_index} is out of range; the model has "
-                           f"{len(hooked)} hooked modules") from None
+            raise NasError(
+                f"near: layer_index {layer_index} is out of range; the model has {len(hooked)} hooked modules"
+            ) from None
         module = hooked[0][1]
         widest = module.out_features if isinstance(module, nn.Linear) else 1
     records = [_Record(name, module) for name, module in hooked]
@@ -602,20 +624,31 @@ def matrix_ranks(matrices: Sequence[tuple[str, Tensor]], precision: str = "float
         finite = torch.isfinite(stack).flatten(1).all(dim=1)
         if not bool(finite.all()):
             bad = [matrices[members[k]][0] for k in torch.nonzero(~finite).flatten().tolist()]
-            raise NonFiniteActivations(f"near: NaN or infinite activations in {', '.join(bad[:5])}"
-                                       + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+            raise NonFiniteActivations(
+                f"near: NaN or infinite activations in {', '.join(bad[:5])}"
+                + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            )
         values = effective_ranks_from_singular_values(_singular_values(stack)).tolist()
         for i, value in zip(members, values):
             ranks[i] = value
     return ranks
 
 
-def layer_ranks(model: nn.Module, data: Tensor | Iterable, rng: Any = None, *, fast: bool = True,
-                layer_index: int | None = None, batchnorm: str = "sample", precision: str = "float64",
-                order: np.ndarray | None = None) -> list[tuple[str, float]]:
+def layer_ranks(
+    model: nn.Module,
+    data: Tensor | Iterable,
+    rng: Any = None,
+    *,
+    fast: bool = True,
+    layer_index: int | None = None,
+    batchnorm: str = "sample",
+    precision: str = "float64",
+    order: np.ndarray | None = None,
+) -> list[tuple[str, float]]:
     """One repetition's effective rank per hooked module (their sum is the NEAR score)."""
-    matrices = activation_matrices(model, data, rng, fast=fast, layer_index=layer_index,
-                                   batchnorm=batchnorm, order=order)
+    matrices = activation_matrices(
+        model, data, rng, fast=fast, layer_index=layer_index, batchnorm=batchnorm, order=order
+    )
     return list(zip([name for name, _ in matrices], matrix_ranks(matrices, precision)))
 
 
@@ -627,9 +660,19 @@ def reset_parameters(model: nn.Module) -> None:
             reset()
 
 
-def near_score(model: nn.Module, data: Tensor | Iterable, repetitions: int = 1, reinit: bool = True,
-               seed: int = 0, rng: Any = None, *, fast: bool = True, layer_index: int | None = None,
-               batchnorm: str = "sample", precision: str = "float64") -> float:
+def near_score(
+    model: nn.Module,
+    data: Tensor | Iterable,
+    repetitions: int = 1,
+    reinit: bool = True,
+    seed: int = 0,
+    rng: Any = None,
+    *,
+    fast: bool = True,
+    layer_index: int | None = None,
+    batchnorm: str = "sample",
+    precision: str = "float64",
+) -> float:
     """The NEAR score: the sum of the effective ranks of the hooked modules' activation matrices,
     averaged over ``repetitions`` (see the module docstring for the protocol and options).
 
@@ -650,8 +693,9 @@ def near_score(model: nn.Module, data: Tensor | Iterable, repetitions: int = 1, 
         order = None
         if repetition and isinstance(data, Tensor):
             order = rng.permutation(len(data))
-        ranks = layer_ranks(model, data, rng, fast=fast, layer_index=layer_index,
-                            batchnorm=batchnorm, precision=precision, order=order)
+        ranks = layer_ranks(
+            model, data, rng, fast=fast, layer_index=layer_index, batchnorm=batchnorm, precision=precision, order=order
+        )
         scores.append(math.fsum(rank for _, rank in ranks))
     return float(np.mean(scores))
 
@@ -664,10 +708,18 @@ class Near(Proxy):
     version = "1"
     higher_is_better = True
     needs = Needs(inputs=True, labels=False, gradients=False, mode="train")
-    defaults = {"repetitions": 1, "reinit": True, "seed": 0, "fast": True, "batchnorm": "sample",
-                "precision": "float64"}
-    description = ("NEAR: sum over weight and activation modules of the effective rank of their "
-                   "activation matrices (batch-1 protocol, BatchNorm per sample)")
+    defaults = {
+        "repetitions": 1,
+        "reinit": True,
+        "seed": 0,
+        "fast": True,
+        "batchnorm": "sample",
+        "precision": "float64",
+    }
+    description = (
+        "NEAR: sum over weight and activation modules of the effective rank of their "
+        "activation matrices (batch-1 protocol, BatchNorm per sample)"
+    )
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -680,6 +732,13 @@ class Near(Proxy):
 
     def score(self, model: nn.Module, batch: Any) -> float:
         p = self.params
-        return near_score(model, batch.inputs, repetitions=p["repetitions"], reinit=bool(p["reinit"]),
-                          seed=int(p["seed"]), fast=bool(p["fast"]), batchnorm=p["batchnorm"],
-                          precision=p["precision"])
+        return near_score(
+            model,
+            batch.inputs,
+            repetitions=p["repetitions"],
+            reinit=bool(p["reinit"]),
+            seed=int(p["seed"]),
+            fast=bool(p["fast"]),
+            batchnorm=p["batchnorm"],
+            precision=p["precision"],
+        )

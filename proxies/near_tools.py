@@ -15,13 +15,15 @@ paper's exact one is not published).
   are never reset to PyTorch's defaults between repetitions (``reinit=False``), which would
   replace the initialisation being compared.
 """
+
 from __future__ import annotations
 
 import math
 import statistics
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +43,7 @@ def power_law(x: Any, a: float, b: float, c: float) -> Any:
 class LayerSizeEstimate:
     """The estimated width and the fit behind it."""
 
-    size: float                      # slope_threshold ** (1 / (c - 1))
+    size: float  # slope_threshold ** (1 / (c - 1))
     a: float
     b: float
     c: float
@@ -53,8 +55,9 @@ class LayerSizeEstimate:
         return float(self.size)
 
 
-def fit_layer_size(sizes: Sequence[float], relative_scores: Sequence[float],
-                   slope_threshold: float = 0.005) -> LayerSizeEstimate:
+def fit_layer_size(
+    sizes: Sequence[float], relative_scores: Sequence[float], slope_threshold: float = 0.005
+) -> LayerSizeEstimate:
     """Fit ``a + b x**c`` to ``(1, 1)`` and ``(sizes[i], relative_scores[i])`` as the official
     code does and return the width where ``x**(c-1) = slope_threshold``."""
     from scipy.optimize import OptimizeWarning, curve_fit
@@ -73,16 +76,28 @@ def fit_layer_size(sizes: Sequence[float], relative_scores: Sequence[float],
         raise NasError(f"near: the power-law fit of the relative NEAR scores failed ({err})") from None
     if not c < 1:
         raise NasError(f"near: fitted exponent c = {c:.4g} >= 1: relative scores do not decay with width")
-    return LayerSizeEstimate(size=float(slope_threshold ** (1.0 / (c - 1.0))), a=float(a), b=float(b),
-                             c=float(c), sizes=tuple(int(s) for s in sizes),
-                             relative_scores=tuple(float(v) for v in relative_scores),
-                             slope_threshold=float(slope_threshold))
+    return LayerSizeEstimate(
+        size=float(slope_threshold ** (1.0 / (c - 1.0))),
+        a=float(a),
+        b=float(b),
+        c=float(c),
+        sizes=tuple(int(s) for s in sizes),
+        relative_scores=tuple(float(v) for v in relative_scores),
+        slope_threshold=float(slope_threshold),
+    )
 
 
-def estimate_layer_size(build_mlp: Callable[[int], nn.Module], sizes: Sequence[int],
-                        data: Tensor | Iterable, layer_index: int, slope_threshold: float = 0.005,
-                        repetitions: int = 1, reinit: bool = True, seed: int | None = 0,
-                        **near_options: Any) -> LayerSizeEstimate:
+def estimate_layer_size(
+    build_mlp: Callable[[int], nn.Module],
+    sizes: Sequence[int],
+    data: Tensor | Iterable,
+    layer_index: int,
+    slope_threshold: float = 0.005,
+    repetitions: int = 1,
+    reinit: bool = True,
+    seed: int | None = 0,
+    **near_options: Any,
+) -> LayerSizeEstimate:
     """Estimate a good width for one layer (the official ``estimate_layer_size``).
 
     ``build_mlp(size)`` returns the network with that layer ``size`` wide; ``layer_index`` picks
@@ -101,8 +116,15 @@ def estimate_layer_size(build_mlp: Callable[[int], nn.Module], sizes: Sequence[i
         if seed is not None:
             torch.manual_seed(seed)
         model = build_mlp(size)
-        score = near_score(model, data, repetitions=repetitions, reinit=reinit,
-                           seed=0 if seed is None else seed, layer_index=layer_index, **near_options)
+        score = near_score(
+            model,
+            data,
+            repetitions=repetitions,
+            reinit=reinit,
+            seed=0 if seed is None else seed,
+            layer_index=layer_index,
+            **near_options,
+        )
         relative.append(score / size)
     return fit_layer_size(sizes, relative, slope_threshold)
 
@@ -116,7 +138,7 @@ class InitScore:
     init: str
     score: float
     scores: list[float] = field(default_factory=list)
-    flagged: bool = False          # far below the best pair (see rank_activation_init)
+    flagged: bool = False  # far below the best pair (see rank_activation_init)
 
     @property
     def spread(self) -> float:
@@ -143,12 +165,17 @@ def apply_init(model: nn.Module, init: Callable[[Tensor], Any] | None, bias: str
     return model
 
 
-def rank_activation_init(build: Callable[[Callable[[], nn.Module]], nn.Module],
-                         activations: Mapping[str, Callable[[], nn.Module]],
-                         inits: Mapping[str, Callable[[Tensor], Any] | None],
-                         data: Tensor | Iterable, repetitions: int = 3, seed: int = 0,
-                         bias: str = "keep", flag_below: float = 0.5,
-                         **near_options: Any) -> list[InitScore]:
+def rank_activation_init(
+    build: Callable[[Callable[[], nn.Module]], nn.Module],
+    activations: Mapping[str, Callable[[], nn.Module]],
+    inits: Mapping[str, Callable[[Tensor], Any] | None],
+    data: Tensor | Iterable,
+    repetitions: int = 3,
+    seed: int = 0,
+    bias: str = "keep",
+    flag_below: float = 0.5,
+    **near_options: Any,
+) -> list[InitScore]:
     """NEAR of every (activation, initialisation) pair, best first.
 
     ``build(make_activation)`` returns a network whose activations come from
@@ -174,10 +201,9 @@ def rank_activation_init(build: Callable[[Callable[[], nn.Module]], nn.Module],
             for r in range(int(repetitions)):
                 torch.manual_seed(seed + r)
                 model = apply_init(build(make_activation), init, bias)
-                scores.append(near_score(model, data, repetitions=1, reinit=False, seed=seed + r,
-                                         **near_options))
+                scores.append(near_score(model, data, repetitions=1, reinit=False, seed=seed + r, **near_options))
             results.append(InitScore(act_name, init_name, float(np.mean(scores)), scores))
-    results.sort(key=lambda item: (-item.score if math.isfinite(item.score) else math.inf))
+    results.sort(key=lambda item: -item.score if math.isfinite(item.score) else math.inf)
     best = results[0].score
     for item in results:
         item.flagged = not math.isfinite(item.score) or item.score < flag_below * best

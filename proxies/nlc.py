@@ -66,6 +66,7 @@ A network whose logits are constant over the batch (e.g. a TSS cell whose output
 from the input) has NLC = 0/0: :func:`nlc_value` returns NaN and the proxy raises, so
 :func:`nas.proxies.evaluate` records a failed score with the reason.
 """
+
 from __future__ import annotations
 
 import copy
@@ -127,8 +128,9 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def nlc_terms(model: nn.Module, inputs: torch.Tensor, pairs: int = 64, bn: str = "eval",
-              seed: int = 0) -> tuple[float, float, int]:
+def nlc_terms(
+    model: nn.Module, inputs: torch.Tensor, pairs: int = 64, bn: str = "eval", seed: int = 0
+) -> tuple[float, float, int]:
     """``(numerator, denominator, pairs_used)`` of NLC^2 on the batch ``inputs`` (N x ...):
     the mean of ||J(x_i)(x_j - x_bar)||^2 over the pairs, and tr(Cov_f) (both float64)."""
     if bn not in BN_MODES:
@@ -169,8 +171,7 @@ def nlc_terms(model: nn.Module, inputs: torch.Tensor, pairs: int = 64, bn: str =
     return numerator, denominator, n * rounds
 
 
-def nlc_value(model: nn.Module, inputs: torch.Tensor, pairs: int = 64, bn: str = "eval",
-              seed: int = 0) -> float:
+def nlc_value(model: nn.Module, inputs: torch.Tensor, pairs: int = 64, bn: str = "eval", seed: int = 0) -> float:
     """The NLC of ``model`` on the batch ``inputs``; NaN when the logits do not vary over the
     batch (a constant network: the ratio is 0/0)."""
     numerator, denominator, _ = nlc_terms(model, inputs, pairs=pairs, bn=bn, seed=seed)
@@ -211,8 +212,9 @@ class NLC(Proxy):
             raise NasError(f"nlc: pairs must be positive, got {self.params['pairs']}")
 
     def score(self, model: nn.Module, batch) -> float:
-        numerator, denominator, _ = nlc_terms(model, batch.inputs, pairs=int(self.params["pairs"]),
-                                              bn=self.params["bn"], seed=int(self.params["seed"]))
+        numerator, denominator, _ = nlc_terms(
+            model, batch.inputs, pairs=int(self.params["pairs"]), bn=self.params["bn"], seed=int(self.params["seed"])
+        )
         if not denominator > 0.0:
             raise ValueError("the logits are constant over the batch: NLC is 0/0")
         return math.sqrt(numerator / denominator)

@@ -3,6 +3,7 @@
 Both are strong baselines on NAS benchmarks (Kendall tau ~0.58-0.62 on NATS-TSS CIFAR-10), so
 every other proxy should be read against them.
 """
+
 from __future__ import annotations
 
 from nas.proxies.base import Needs, register_proxy

@@ -10,6 +10,7 @@ parameters and no patched ``forward`` methods (shared with grad_norm and fisher 
 are scored together). foresight's ``split_data`` (splitting the batch
 only when it runs out of GPU memory) is not reproduced: the whole batch is one pass.
 """
+
 from __future__ import annotations
 
 from nas.proxies._gradients import LossGradientProxy, LossGradients, sum_of_products

@@ -17,6 +17,7 @@ Differences from foresight, all value-preserving: the network is not copied or m
 absolute float64 weights are passed with ``torch.func.functional_call`` and BatchNorm is bypassed
 only for the duration of the call; only the scored weights get gradients.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
@@ -59,8 +60,7 @@ def synflow_score(model: nn.Module, input_shape: tuple[int, ...], bn: bool = Fal
     state: dict[str, torch.Tensor] = {}
     scored: list[torch.Tensor] = []
     with torch.no_grad():
-        named = list(model.named_parameters(remove_duplicate=False)) + \
-            list(model.named_buffers(remove_duplicate=False))
+        named = list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False))
         floating = [(name, t) for name, t in named if t.is_floating_point()]
         converted = torch._foreach_abs([t.detach().to(torch.float64) for _, t in floating])
     seen: dict[int, torch.Tensor] = {}

@@ -30,6 +30,7 @@ Protocol (chosen to match the authors' code as the AZ-NAS repository runs it on 
 - **Initialisation** (``init``): ``"default"`` (the reference does not re-initialise for ZiCo;
   the network keeps the benchmark's PyTorch-default init), or ``"kaiming"`` as for NASWOT.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,7 +90,7 @@ def collect_gradients(model: nn.Module, batches) -> dict[str, list[torch.Tensor]
     # A layer that got a gradient in some sub-batches only (a data-dependent graph): a missing
     # gradient is a zero gradient.
     count = len(batches)
-    for name, per_batch in grads.items():
+    for per_batch in grads.values():
         while len(per_batch) < count:
             per_batch.append(torch.zeros_like(per_batch[0]))
     return grads

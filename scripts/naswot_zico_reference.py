@@ -18,6 +18,7 @@ NASWOT with the default init and ZiCo on a batch of 64 (two sub-batches of 32).
 Usage: ``python scripts/naswot_zico_reference.py --cells 100 [--threads 1] [--out cells.csv]``.
 Timings share the machine with whatever else runs: the script prints the load average.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,13 +30,13 @@ import time
 
 import torch
 import torch.nn.functional as F
+from reference_cells import add_common_args, load_reference, write_rows
 from scipy.stats import kendalltau, spearmanr
 
 from nas.data import InputSpec, load_batch
 from nas.proxies import evaluate, get_proxy
 from nas.scoring import build_network
 from nas.searchspaces.nats_tss import NatsTSS
-from reference_cells import add_common_args, load_reference, write_rows
 
 TARGET = "cifar10_test_200ep"
 
@@ -100,8 +101,12 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     for n, row in enumerate(rows, 1):
         cell = space.parse(row["arch_str"])
-        out = {"pos": int(row["pos"]), "index": int(row["index"]), "arch_str": row["arch_str"],
-               TARGET: float(row[TARGET])}
+        out = {
+            "pos": int(row["pos"]),
+            "index": int(row["index"]),
+            "arch_str": row["arch_str"],
+            TARGET: float(row[TARGET]),
+        }
         for name, (proxy, batch) in proxies.items():
             result = evaluate(proxy, build_network(space, cell, 10, 0), batch)
             out[name], out[f"t_{name}"] = float(result.score), result.seconds
@@ -113,8 +118,10 @@ def main(argv=None) -> int:
             print(f"  {n}/{len(rows)} cells, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
     targets = [r[TARGET] for r in results]
-    print(f"{len(results)} NATS-TSS cells (first of peer_scores_nb201_500.csv), torch threads "
-          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"{len(results)} NATS-TSS cells (first of peer_scores_nb201_500.csv), torch threads "
+        f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     for name in ("naswot", "zico"):
         reference = [float(row[name]) for row in rows]
         for line in agreement(name, [r[name] for r in results], reference, targets):
@@ -123,16 +130,22 @@ def main(argv=None) -> int:
             if variant in proxies:
                 ours = [r[variant] for r in results]
                 both = [i for i in range(len(ours)) if finite(ours[i], reference[i])]
-                print(f"  variant {variant}: Spearman vs reference "
-                      f"{spearmanr([ours[i] for i in both], [reference[i] for i in both])[0]:.4f}, "
-                      f"Kendall vs {TARGET} {kendalltau([ours[i] for i in both], [targets[i] for i in both])[0]:.4f}")
+                print(
+                    f"  variant {variant}: Spearman vs reference "
+                    f"{spearmanr([ours[i] for i in both], [reference[i] for i in both])[0]:.4f}, "
+                    f"Kendall vs {TARGET} {kendalltau([ours[i] for i in both], [targets[i] for i in both])[0]:.4f}"
+                )
 
     def med(key, source=results):
         return statistics.median(float(r[key]) for r in source)
 
     print("median seconds per cell        ours     reference")
-    for ours_key, ref_key in (("t_naswot", "t_naswot"), ("t_zico", "t_zico"), ("t_fwd", "t_fwd"),
-                              ("t_fwdbwd", "t_fwdbwd")):
+    for ours_key, ref_key in (
+        ("t_naswot", "t_naswot"),
+        ("t_zico", "t_zico"),
+        ("t_fwd", "t_fwd"),
+        ("t_fwdbwd", "t_fwdbwd"),
+    ):
         print(f"  {ours_key:<26} {med(ours_key):8.3f}  {med(ref_key, rows):8.3f}")
     naswot_ratio = statistics.median(r["t_naswot"] / r["t_fwd"] for r in results)
     zico_ratio = statistics.median(r["t_zico"] / (2 * r["t_fwdbwd"]) for r in results)

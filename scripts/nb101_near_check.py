@@ -14,6 +14,7 @@ protocol unstated): if the independent network ranks no better, the network is n
     pip install nasbench-pytorch   # not a dependency of zcnas
     python scripts/nb101_near_check.py --cells 200
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,13 +71,19 @@ def main(argv=None) -> int:
         ours.append(evaluate(near, mine, batch).score)
         theirs.append(evaluate(near, other, batch).score)
         acc.append(float(row["val_acc_108ep"]))
-    print(f"{len(rows)} NB101 cells (first of nb101_subset_1000.csv), NEAR defaults, CIFAR-10 batch of 64 "
-          f"(seed 0), torch threads {torch.get_num_threads()}")
-    print(f"parameter counts equal to the recorded ones: ours {params_ok[0]}/{len(rows)}, "
-          f"nasbench-pytorch {params_ok[1]}/{len(rows)}")
+    print(
+        f"{len(rows)} NB101 cells (first of nb101_subset_1000.csv), NEAR defaults, CIFAR-10 batch of 64 "
+        f"(seed 0), torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"parameter counts equal to the recorded ones: ours {params_ok[0]}/{len(rows)}, "
+        f"nasbench-pytorch {params_ok[1]}/{len(rows)}"
+    )
     print(f"Spearman NEAR ours vs nasbench-pytorch network: {spearmanr(ours, theirs)[0]:.4f}")
-    print(f"Kendall tau vs val_acc_108ep: ours {kendalltau(ours, acc)[0]:.4f}, "
-          f"nasbench-pytorch network {kendalltau(theirs, acc)[0]:.4f}")
+    print(
+        f"Kendall tau vs val_acc_108ep: ours {kendalltau(ours, acc)[0]:.4f}, "
+        f"nasbench-pytorch network {kendalltau(theirs, acc)[0]:.4f}"
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ largest relative difference between the two engines and its time.
 Usage: ``python scripts/near_reference.py --cells 100 [--threads 1] [--faithful] [--out cells.csv]``.
 Timings share the machine with whatever else runs: the script prints the load average.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,13 +29,13 @@ import sys
 import time
 
 import torch
+from reference_cells import add_common_args, load_reference, write_rows
 from scipy.stats import kendalltau, spearmanr
 
 from nas.data import InputSpec, load_batch
 from nas.proxies import get_proxy
 from nas.scoring import build_network
 from nas.searchspaces.nats_tss import NatsTSS
-from reference_cells import add_common_args, load_reference, write_rows
 
 TARGET = "cifar10_test_200ep"
 
@@ -81,16 +82,22 @@ def main(argv=None) -> int:
     ours = [r["near"] for r in results]
     targets = [r[TARGET] for r in results]
     bad = [r["index"] for r in results if not math.isfinite(r["near"])]
-    print(f"{len(results)} NATS-TSS cells (first of peer_scores_nb201_500.csv), repetitions "
-          f"{args.repetitions}, torch threads {torch.get_num_threads()}, load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; non-finite scores: {bad or 'none'}")
+    print(
+        f"{len(results)} NATS-TSS cells (first of peer_scores_nb201_500.csv), repetitions "
+        f"{args.repetitions}, torch threads {torch.get_num_threads()}, load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; non-finite scores: {bad or 'none'}"
+    )
     for column in ("near_R1", "near_R8"):
         reference = [float(row[column]) for row in rows]
-        print(f"  vs official {column}: Spearman {spearmanr(ours, reference)[0]:.4f}  "
-              f"Kendall {kendalltau(ours, reference)[0]:.4f}")
-    print(f"  Kendall tau vs {TARGET}: ours {kendalltau(ours, targets)[0]:.4f}   official R1 "
-          f"{kendalltau([float(r['near_R1']) for r in rows], targets)[0]:.4f}   official R8 "
-          f"{kendalltau([float(r['near_R8']) for r in rows], targets)[0]:.4f}")
+        print(
+            f"  vs official {column}: Spearman {spearmanr(ours, reference)[0]:.4f}  "
+            f"Kendall {kendalltau(ours, reference)[0]:.4f}"
+        )
+    print(
+        f"  Kendall tau vs {TARGET}: ours {kendalltau(ours, targets)[0]:.4f}   official R1 "
+        f"{kendalltau([float(r['near_R1']) for r in rows], targets)[0]:.4f}   official R8 "
+        f"{kendalltau([float(r['near_R8']) for r in rows], targets)[0]:.4f}"
+    )
     if args.faithful:
         worst = max(abs(r["near"] - r["near_faithful"]) / max(abs(r["near_faithful"]), 1e-12) for r in results)
         print(f"  fast vs per-sample engine: largest relative difference {worst:.2e}")
@@ -99,18 +106,23 @@ def main(argv=None) -> int:
         return statistics.median(float(r[key]) for r in source)
 
     print("median seconds per cell           ours (wall)  ours (CPU)  reference")
-    print(f"  NEAR R{args.repetitions:<26} {med('t_near'):9.4f}  {med('cpu_near'):9.4f}  "
-          f"{med('t_near_R1' if args.repetitions == 1 else 't_near_R8', rows):9.4f}")
+    print(
+        f"  NEAR R{args.repetitions:<26} {med('t_near'):9.4f}  {med('cpu_near'):9.4f}  "
+        f"{med('t_near_R1' if args.repetitions == 1 else 't_near_R8', rows):9.4f}"
+    )
     print(f"  forward, batch 64 (t_fwd)        {med('t_fwd'):9.4f}  {med('cpu_fwd'):9.4f}  {med('t_fwd', rows):9.4f}")
     if args.faithful:
         print(f"  NEAR per-sample engine           {med('t_faithful'):9.4f}")
     ratio = statistics.median(r["t_near"] / r["t_fwd"] for r in results)
     cpu_ratio = statistics.median(r["cpu_near"] / r["cpu_fwd"] for r in results)
     ref_ratio = statistics.median(float(r["t_near_R1"]) / float(r["t_fwd"]) for r in rows)
-    print(f"NEAR / forward of 64 (median of per-cell ratios): ours {ratio:.3f} wall, {cpu_ratio:.3f} CPU; "
-          f"official {ref_ratio:.3f}")
-    print(f"ours scaled to the reference machine (ratio x reference t_fwd): "
-          f"{ratio * med('t_fwd', rows):.4f} s per cell")
+    print(
+        f"NEAR / forward of 64 (median of per-cell ratios): ours {ratio:.3f} wall, {cpu_ratio:.3f} CPU; "
+        f"official {ref_ratio:.3f}"
+    )
+    print(
+        f"ours scaled to the reference machine (ratio x reference t_fwd): {ratio * med('t_fwd', rows):.4f} s per cell"
+    )
 
     write_rows(args.out, results)
     return 0

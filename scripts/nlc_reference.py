@@ -21,6 +21,7 @@ to a forward+backward pass of batch 64, both to the reference authors' ``t_fwdbw
 machine kind, other load) and to our own forward+backward measured beside each score (same
 load: the contention-robust figure).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,13 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from reference_cells import reference_draw
 from scipy.stats import kendalltau
 
 from nas.data import InputSpec, load_batch
 from nas.proxies import evaluate, get_proxy, parse_proxy_spec
 from nas.scoring import build_network, proxy_label
 from nas.searchspaces import get_space
-from reference_cells import reference_draw
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = REPO.parent / "shared" / "data"
@@ -97,15 +98,19 @@ def main(argv=None) -> int:
         rows = sorted(csv.DictReader(f), key=lambda r: int(r["pos"]))
     if [int(r["index"]) for r in rows] != reference_draw().tolist():
         sys.exit("reference cells do not match numpy.random.default_rng(0).choice(15625, 500, replace=False)")
-    rows = rows[args.start: args.start + args.cells]
+    rows = rows[args.start : args.start + args.cells]
 
     space = get_space("nats-tss")
-    batch = load_batch(InputSpec(source="cifar10", dataset="cifar10", batch_size=args.batch_size, seed=0,
-                                 path=str(cifar)))
+    batch = load_batch(
+        InputSpec(source="cifar10", dataset="cifar10", batch_size=args.batch_size, seed=0, path=str(cifar))
+    )
     proxies = [get_proxy(name, **params) for name, params in parse_proxy_spec(args.proxy)]
     labels = [proxy_label(p) for p in proxies]
-    print(f"{len(rows)} cells (pos {args.start}..{args.start + len(rows) - 1}), proxies {', '.join(labels)}, "
-          f"batch {len(batch)} real CIFAR-10, {torch.get_num_threads()} threads", flush=True)
+    print(
+        f"{len(rows)} cells (pos {args.start}..{args.start + len(rows) - 1}), proxies {', '.join(labels)}, "
+        f"batch {len(batch)} real CIFAR-10, {torch.get_num_threads()} threads",
+        flush=True,
+    )
 
     records = []
     for k, row in enumerate(rows):
@@ -134,20 +139,26 @@ def main(argv=None) -> int:
         variants = {"score": raw, "-score": -raw}  # each read as higher-is-better
         if proxy.name == "nlc":
             variants["-dist(sweet spot [1,3])"] = -np.array([sweet_spot_distance(v) for v in raw])
-        print(f"{label}: declared {'higher' if proxy.higher_is_better else 'lower'} is better; "
-              f"{int(failed.sum())} failed (ranked last in every reading)")
+        print(
+            f"{label}: declared {'higher' if proxy.higher_is_better else 'lower'} is better; "
+            f"{int(failed.sum())} failed (ranked last in every reading)"
+        )
         for name, values in variants.items():
             values = np.where(failed | ~np.isfinite(values), -1e300, values)
-            print(f"  tau({name}) = {tau(values, target):+.3f}   halves {tau(values[:half], target[:half]):+.3f} / "
-                  f"{tau(values[half:], target[half:]):+.3f}")
+            print(
+                f"  tau({name}) = {tau(values, target):+.3f}   halves {tau(values[:half], target[:half]):+.3f} / "
+                f"{tau(values[half:], target[half:]):+.3f}"
+            )
         finite = raw[~failed]
         if finite.size:
             qs = np.percentile(finite, [0, 10, 50, 90, 100])
             print("  score quantiles 0/10/50/90/100%: " + " ".join(f"{q:.4g}" for q in qs))
         secs = [rec[f"t_{label}"] for rec in records]
         ratio_ref = [rec[f"t_{label}"] / float(row["t_fwdbwd"]) for rec, row in zip(records, rows)]
-        line = (f"  seconds/cell median {statistics.median(secs):.3f} (mean {statistics.fmean(secs):.3f}); "
-                f"ratio to reference t_fwdbwd median {statistics.median(ratio_ref):.2f}")
+        line = (
+            f"  seconds/cell median {statistics.median(secs):.3f} (mean {statistics.fmean(secs):.3f}); "
+            f"ratio to reference t_fwdbwd median {statistics.median(ratio_ref):.2f}"
+        )
         if not args.no_own_timing:
             ratio_own = [rec[f"t_{label}"] / rec["own_fwdbwd"] for rec in records]
             line += f", to our own fwd+bwd (same load) median {statistics.median(ratio_own):.2f}"
@@ -159,11 +170,16 @@ def main(argv=None) -> int:
     if not args.no_own_timing:
         own = [rec["own_fwdbwd"] for rec in records]
         ref = [float(r["t_fwdbwd"]) for r in rows]
-        print(f"  forward+backward batch {len(batch)}: ours median {statistics.median(own):.3f} s, "
-              f"reference {statistics.median(ref):.3f} s (load factor {statistics.median(own) / statistics.median(ref):.2f})")
+        print(
+            f"  forward+backward batch {len(batch)}: ours median {statistics.median(own):.3f} s, "
+            f"reference {statistics.median(ref):.3f} s "
+            f"(load factor {statistics.median(own) / statistics.median(ref):.2f})"
+        )
 
     if args.out:
-        fields = sorted({key for rec in records for key in rec}, key=lambda k: (k not in ("pos", "index", "arch_str"), k))
+        fields = sorted(
+            {key for rec in records for key in rec}, key=lambda k: (k not in ("pos", "index", "arch_str"), k)
+        )
         with open(args.out, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()

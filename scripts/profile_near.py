@@ -14,6 +14,7 @@ defaults on a batch of real CIFAR-10 images (seed 0). Prints the median seconds 
 
     python scripts/profile_near.py --data cifar10:../shared/data/cifar10/cifar-10-batches-py --cells 50 --threads 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,13 +23,13 @@ import time
 
 import numpy as np
 import torch
+from reference_cells import reference_draw
 
 from nas.data import load_batch, parse_data_arg
 from nas.proxies import evaluate, get_proxy
 from nas.proxies.near import _BatchNormMode, _survey, activation_matrices, matrix_ranks
 from nas.scoring import build_network
 from nas.searchspaces import get_space
-from reference_cells import reference_draw
 
 
 def seconds(fn) -> tuple[float, object]:
@@ -66,8 +67,10 @@ def main() -> None:
         stages["collect"].append(t)
         stages["ranks"].append(seconds(lambda: matrix_ranks(matrices))[0])
         stages["near"].append(evaluate(near, model, batch).seconds)
-    print(f"NEAR on {len(cells)} NATS-TSS cells, torch threads {torch.get_num_threads()}, "
-          f"inputs {batch.spec.source}; median seconds per cell:\n")
+    print(
+        f"NEAR on {len(cells)} NATS-TSS cells, torch threads {torch.get_num_threads()}, "
+        f"inputs {batch.spec.source}; median seconds per cell:\n"
+    )
     print("| stage | s/cell |\n|---|---|")
     for name, ts in stages.items():
         print(f"| {name} | {statistics.median(ts):.4f} |")

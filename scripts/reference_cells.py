@@ -4,6 +4,7 @@ The cells are those of ``../shared/data/reference/peer_scores_nb201_500.csv`` (t
 code on 500 NATS-TSS cells drawn by ``numpy.random.default_rng(0).choice(15625, 500,
 replace=False)``), in draw order.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -25,6 +25,7 @@ where it stopped; results are written for what is scored, with the coverage stat
 8. NATS-TSS, all 15,625 cells, the other proxies (likewise)
 9. NAS-Bench-101, the 1,000-cell subset, the other proxies
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,8 @@ import dataclasses
 import math
 import sys
 import time
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,33 +62,71 @@ SHORT = {"cifar10": "C10", "cifar100": "C100", "imagenet16-120": "IN16"}
 # every method with its authors' code on the 9,445 unique cells; NEAR's own table has an
 # unknown protocol; the AZ-NAS notebook used all 15,625 cells (CIFAR-10 only).
 VKDNW = {  # label -> (C10, C100, IN16)
-    "flops": (0.623, 0.586, 0.545), "grad_norm": (0.328, 0.341, 0.310), "grasp": (0.352, 0.349, 0.359),
-    "snip": (0.431, 0.440, 0.389), "synflow": (0.561, 0.553, 0.531), "jacob_cov": (0.616, 0.639, 0.602),
-    "naswot": (0.571, 0.607, 0.605), "zico": (0.607, 0.614, 0.587), "az_nas": (0.712, 0.696, 0.673),
+    "flops": (0.623, 0.586, 0.545),
+    "grad_norm": (0.328, 0.341, 0.310),
+    "grasp": (0.352, 0.349, 0.359),
+    "snip": (0.431, 0.440, 0.389),
+    "synflow": (0.561, 0.553, 0.531),
+    "jacob_cov": (0.616, 0.639, 0.602),
+    "naswot": (0.571, 0.607, 0.605),
+    "zico": (0.607, 0.614, 0.587),
+    "az_nas": (0.712, 0.696, 0.673),
 }
 PUBLISHED_OTHER = {
     "near": ((0.70, 0.69, 0.66), "NEAR paper Table 1 (protocol not stated)"),
-    "ensemble": ((0.7409, None, None), "AZ-NAS notebook, all 15,625 cells (AZ-NAS paper: 0.741/0.723/0.710); "
-                                       "VKDNW_agg 0.750/0.753/0.743 on 9,445"),
+    "ensemble": (
+        (0.7409, None, None),
+        "AZ-NAS notebook, all 15,625 cells (AZ-NAS paper: 0.741/0.723/0.710); VKDNW_agg 0.750/0.753/0.743 on 9,445",
+    ),
     "az_nas": ((0.7409, None, None), "AZ-NAS notebook, all 15,625 cells (AZ-NAS paper: 0.741/0.723/0.710)"),
 }
 # Zero-Cost Proxies notebook, |Spearman rho| over all 15,625 cells (C10 from `cifar10-valid`).
 ZC_SPEARMAN = {
-    "grad_norm": (0.594, 0.637, 0.578), "snip": (0.596, 0.637, 0.578), "grasp": (0.514, 0.547, 0.549),
-    "fisher": (0.360, 0.385, 0.327), "synflow": (0.737, 0.763, 0.751), "jacob_cov": (0.731, 0.704, 0.701),
+    "grad_norm": (0.594, 0.637, 0.578),
+    "snip": (0.596, 0.637, 0.578),
+    "grasp": (0.514, 0.547, 0.549),
+    "fisher": (0.360, 0.385, 0.327),
+    "synflow": (0.737, 0.763, 0.751),
+    "jacob_cov": (0.731, 0.704, 0.701),
 }
 MECO_SPEARMAN = (0.894, 0.883, 0.845)
 # Columns of the authors' code in peer_scores_nb201_500.csv, by our label.
-PEER_COLUMNS = {"near": "near_R1", "synflow": "synflow", "jacob_cov": "jacob_cov", "snip": "snip",
-                "grad_norm": "grad_norm", "grasp": "grasp", "fisher": "fisher", "naswot": "naswot",
-                "zico": "zico", "params": "params", "flops": "flops", "ensemble": "az_nas",
-                **{name: name for name in AZ}, "az_nas": "az_nas"}
+PEER_COLUMNS = {
+    "near": "near_R1",
+    "synflow": "synflow",
+    "jacob_cov": "jacob_cov",
+    "snip": "snip",
+    "grad_norm": "grad_norm",
+    "grasp": "grasp",
+    "fisher": "fisher",
+    "naswot": "naswot",
+    "zico": "zico",
+    "params": "params",
+    "flops": "flops",
+    "ensemble": "az_nas",
+    **{name: name for name in AZ},
+    "az_nas": "az_nas",
+}
 # NASLib's released scores (NAS-Bench-Suite-Zero, `naslib_zc_nb201.csv`): our label -> their column.
-NASLIB_COLUMNS = {"synflow": "synflow", "naswot": "nwot", "params": "params", "flops": "flops", "snip": "snip",
-                  "grad_norm": "grad_norm", "jacob_cov": "jacov", "fisher": "fisher", "grasp": "grasp"}
+NASLIB_COLUMNS = {
+    "synflow": "synflow",
+    "naswot": "nwot",
+    "params": "params",
+    "flops": "flops",
+    "snip": "snip",
+    "grad_norm": "grad_norm",
+    "jacob_cov": "jacov",
+    "fisher": "fisher",
+    "grasp": "grasp",
+}
 NASLIB_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet16"}
 NB101_PUBLISHED = {  # |Spearman rho| over 423,624 cells (Zero-Cost Proxies notebook); NEAR tau/rho
-    "grad_norm": 0.198, "snip": 0.164, "grasp": 0.448, "fisher": 0.257, "synflow": 0.372, "jacob_cov": 0.378,
+    "grad_norm": 0.198,
+    "snip": 0.164,
+    "grasp": 0.448,
+    "fisher": 0.257,
+    "synflow": 0.372,
+    "jacob_cov": 0.378,
 }
 NB101_BATCH_CELLS = 200  # the first subset cells jacob_cov is also scored on with batch 256
 
@@ -189,9 +228,8 @@ def scoring_order(tss, unique: list[Any]) -> list[Any]:
 
 
 def stages(shared: Path, tables: dict[str, Any]) -> list[Stage]:
-    from nas.searchspaces import get_space
-
     from nas.scoring import select_archs
+    from nas.searchspaces import get_space
 
     tss, sss = get_space("nats-tss"), get_space("nats-sss")
     ref = [tss.from_index(i) for i in reference_cells(shared)]
@@ -208,9 +246,9 @@ def stages(shared: Path, tables: dict[str, Any]) -> list[Stage]:
         Stage("tss-sample1000", "nats-tss", sample, ALL),
         Stage("sss-fixtures", "nats-sss", fixtures, ALL),
         Stage("tss-holdout", "nats-tss", holdout, HOLDOUT),
-        Stage("tss-unique", "nats-tss", every[:len(unique)], ALL),
-        Stage("tss-unique-c100-network", "nats-tss", every[:len(unique)], OWN_NETWORK, "cifar100"),
-        Stage("tss-unique-in16-network", "nats-tss", every[:len(unique)], OWN_NETWORK, "imagenet16-120"),
+        Stage("tss-unique", "nats-tss", every[: len(unique)], ALL),
+        Stage("tss-unique-c100-network", "nats-tss", every[: len(unique)], OWN_NETWORK, "cifar100"),
+        Stage("tss-unique-in16-network", "nats-tss", every[: len(unique)], OWN_NETWORK, "imagenet16-120"),
         Stage("tss-all-cheap", "nats-tss", every, CHEAP),
         Stage("nb101-cheap", "nb101", nb101, CHEAP),
         Stage("tss-all-costly", "nats-tss", every, COSTLY),
@@ -218,8 +256,9 @@ def stages(shared: Path, tables: dict[str, Any]) -> list[Stage]:
         # The Zero-Cost Proxies script scores NB101 with batch 256 (``nasbench1_pred.py``), ours 64:
         # does the batch explain jacob_cov's gap to the notebook's figure? One process: the largest
         # cells keep ~14 GB of activations for the input gradient of 256 images.
-        Stage("nb101-jacob-cov-batch256", "nb101", nb101[:NB101_BATCH_CELLS], ["jacob_cov"], batch_size=256,
-              max_workers=1),
+        Stage(
+            "nb101-jacob-cov-batch256", "nb101", nb101[:NB101_BATCH_CELLS], ["jacob_cov"], batch_size=256, max_workers=1
+        ),
     ]
 
 
@@ -245,9 +284,8 @@ def import_tables(shared: Path, home: Path) -> dict[str, Any]:
 def stage_scorer(stage: Stage, inputs):
     """The scorer of a stage: its proxies on its space, with its inputs, networks seeded with 0."""
     from nas.proxies import get_proxy
-    from nas.searchspaces import get_space
-
     from nas.scoring import Scorer
+    from nas.searchspaces import get_space
 
     return Scorer(get_space(stage.space_name), [get_proxy(p) for p in stage.proxies], stage.inputs(inputs), seed=0)
 
@@ -263,11 +301,18 @@ def score_stages(todo: list[Stage], inputs, store, workers: int, deadline: float
         space = scorer.space
         keys = [space.key(a) for a in stage.archs]
         missing = sum(len(store.missing(space.name, keys, scorer.digest(p))) for p in scorer.proxies)
-        log(f"stage {stage.name}: {len(stage.archs):,} cells x {len(stage.proxies)} proxies, "
-            f"{missing:,} scores missing")
+        log(
+            f"stage {stage.name}: {len(stage.archs):,} cells x {len(stage.proxies)} proxies, {missing:,} scores missing"
+        )
         if missing:
-            score_many(scorer, stage.archs, store, workers=min(workers, stage.max_workers or workers),
-                       progress=True, deadline=deadline)
+            score_many(
+                scorer,
+                stage.archs,
+                store,
+                workers=min(workers, stage.max_workers or workers),
+                progress=True,
+                deadline=deadline,
+            )
 
 
 # -- score archives (docs/scores) -------------------------------------------------------------------
@@ -285,23 +330,25 @@ def import_archives(folder: Path, plan: list[Stage], inputs, store, verify: int)
     protocol; a protocol whose recomputed scores differ is discarded (its imported scores are
     deleted, so scoring recomputes them). Returns a sentence for the results' header."""
     from nas.archive import TOLERANCE, archive_files, import_scores, verify_scores
-
     from nas.errors import NasError
 
     files = archive_files(folder)
     if not files:
         return ""
     report = import_scores(store, files)
-    log(f"archives {folder}: {len(files)} files, {len(report.added):,} scores added, "
-        f"{report.present:,} already stored")
+    log(f"archives {folder}: {len(files)} files, {len(report.added):,} scores added, {report.present:,} already stored")
     if report.conflicts:
         stored, archived = report.conflicts[0]
-        raise NasError(f"{len(report.conflicts):,} stored scores differ from the archives' (e.g. {stored.proxy} on "
-                       f"{stored.arch}: {stored.score!r} stored, {archived.score!r} archived): a proxy changed "
-                       "without a new version, or the store is another protocol's; rerun with --no-archive")
+        raise NasError(
+            f"{len(report.conflicts):,} stored scores differ from the archives' (e.g. {stored.proxy} on "
+            f"{stored.arch}: {stored.score!r} stored, {archived.score!r} archived): a proxy changed "
+            "without a new version, or the store is another protocol's; rerun with --no-archive"
+        )
     if not report.added:
-        return (f"The store already held every score of the archives in `docs/scores` ({report.present:,}), so "
-                "none came from them in this run and none were recomputed.")
+        return (
+            f"The store already held every score of the archives in `docs/scores` ({report.present:,}), so "
+            "none came from them in this run and none were recomputed."
+        )
     checks, done = [], set()
     archs_of: dict[str, list[Any]] = {}
     for stage in plan:
@@ -315,15 +362,19 @@ def import_archives(folder: Path, plan: list[Stage], inputs, store, verify: int)
     for (space, digest), c in failed.items():
         mine = [r.arch for r in report.added if r.space == space and r.protocol == digest]
         store.delete(space, digest, mine)
-        log(f"warning: {c.stored.proxy} ({space}) on {c.stored.arch}: {c.stored.score!r} archived, {c.fresh.score!r} "
-            f"recomputed; its {len(mine):,} archived scores are discarded and will be scored again")
+        log(
+            f"warning: {c.stored.proxy} ({space}) on {c.stored.arch}: {c.stored.score!r} archived, {c.fresh.score!r} "
+            f"recomputed; its {len(mine):,} archived scores are discarded and will be scored again"
+        )
     kept = sum(1 for r in report.added if (r.space, r.protocol) not in failed)
     if checks:
         log(f"recomputed {len(checks)} archived scores at random: {len(checks) - sum(not c.ok for c in checks)} equal")
-    sentence = (f"{kept:,} scores came from the score archives in `docs/scores` (written by earlier runs); this "
-                f"run recomputed {len(checks)} of them, {verify} drawn at random per protocol, and used a "
-                "protocol's archived scores only where every recomputed one equals its archived value "
-                f"(relative tolerance {TOLERANCE:g})")
+    sentence = (
+        f"{kept:,} scores came from the score archives in `docs/scores` (written by earlier runs); this "
+        f"run recomputed {len(checks)} of them, {verify} drawn at random per protocol, and used a "
+        "protocol's archived scores only where every recomputed one equals its archived value "
+        f"(relative tolerance {TOLERANCE:g})"
+    )
     if failed:
         sentence += f" (discarded: {', '.join(sorted(c.stored.proxy for c in failed.values()))})"
     return sentence + "."
@@ -344,9 +395,8 @@ def stored_scores(space_name: str, archs: list[Any], inputs, store) -> dict[str,
     """Every proxy's stored scores of a population, plus the ensembles over the cells all their
     components have scored (ranked within those cells)."""
     from nas.proxies import get_proxy, parse_proxy_spec
-    from nas.searchspaces import get_space
-
     from nas.scoring import Scorer, population_scores
+    from nas.searchspaces import get_space
 
     space = get_space(space_name)
     scorer = Scorer(space, [get_proxy(p) for p in ALL], inputs, seed=0)
@@ -361,9 +411,18 @@ def stored_scores(space_name: str, archs: list[Any], inputs, store) -> dict[str,
     return scores
 
 
-def correlate_drawn_subsets(scored: dict[str, dict[str, Any]], labels: list[str], order: list[str], drawn: set[str],
-                            by_key: dict[str, Any], specs: list[Any], store, table, datasets: list[str],
-                            resamples: int) -> list[list[dict[str, Any]]]:
+def correlate_drawn_subsets(
+    scored: dict[str, dict[str, Any]],
+    labels: list[str],
+    order: list[str],
+    drawn: set[str],
+    by_key: dict[str, Any],
+    specs: list[Any],
+    store,
+    table,
+    datasets: list[str],
+    resamples: int,
+) -> list[list[dict[str, Any]]]:
     """NATS-TSS correlations of each label over its :func:`drawn_subset` of ``order`` (``scored``:
     the cells it has), for each input spec of ``specs`` (one record list per spec, so two
     protocols compare over the same cells). Labels with the same subset share one store read; an
@@ -378,18 +437,33 @@ def correlate_drawn_subsets(scored: dict[str, dict[str, Any]], labels: list[str]
         cells = [by_key[k] for k in keys]
         for records, spec in zip(out, specs):
             scores = stored_scores("nats-tss", cells, spec, store)
-            records += correlate_population("nats-tss", cells, {label: scores[label] for label in group if label in scores},
-                                            table, datasets, "test", 200, resamples)
+            records += correlate_population(
+                "nats-tss",
+                cells,
+                {label: scores[label] for label in group if label in scores},
+                table,
+                datasets,
+                "test",
+                200,
+                resamples,
+            )
     return out
 
 
-def correlate_population(space_name: str, archs: list[Any], scores: dict[str, dict[str, Any]], table,
-                         datasets: list[str], split: str, epochs: int, resamples: int) -> list[dict[str, Any]]:
+def correlate_population(
+    space_name: str,
+    archs: list[Any],
+    scores: dict[str, dict[str, Any]],
+    table,
+    datasets: list[str],
+    split: str,
+    epochs: int,
+    resamples: int,
+) -> list[dict[str, Any]]:
     """One record per (label, dataset), each over the cells that label has scored (``n``,
     ``coverage``)."""
-    from nas.searchspaces import get_space
-
     from nas.correlation import correlate
+    from nas.searchspaces import get_space
 
     space = get_space(space_name)
     keys = [space.key(a) for a in archs]
@@ -398,8 +472,16 @@ def correlate_population(space_name: str, archs: list[Any], scores: dict[str, di
         scored = [k for k in keys if k in by_key]
         if len(scored) < 3:
             continue
-        result = correlate(space, {label: by_key}, table, datasets=datasets, split=split, epochs=epochs,
-                           keys=scored, resamples=resamples)
+        result = correlate(
+            space,
+            {label: by_key},
+            table,
+            datasets=datasets,
+            split=split,
+            epochs=epochs,
+            keys=scored,
+            resamples=resamples,
+        )
         for record in result.records:
             record["coverage"] = len(scored) / len(keys)
             records.append(record)
@@ -422,13 +504,20 @@ def peer_results(shared: Path, scored: dict[str, dict[int, float]]) -> dict[str,
     out = {}
     for label, column in PEER_COLUMNS.items():
         mine = scored.get(label, {})
-        triples = [(float(r[column]), mine[int(r["index"])], float(r["cifar10_test_200ep"])) for r in rows
-                   if int(r["index"]) in mine and r[column] not in ("", "nan")]
+        triples = [
+            (float(r[column]), mine[int(r["index"])], float(r["cifar10_test_200ep"]))
+            for r in rows
+            if int(r["index"]) in mine and r[column] not in ("", "nan")
+        ]
         triples = [t for t in triples if math.isfinite(t[0])]
         if len(triples) >= 3:
             theirs, ours, acc = np.array(triples).T
-            out[label] = Peer(float(kendalltau(theirs, acc).statistic), float(kendalltau(ours, acc).statistic),
-                              float(spearmanr(theirs, ours).statistic), len(triples))
+            out[label] = Peer(
+                float(kendalltau(theirs, acc).statistic),
+                float(kendalltau(ours, acc).statistic),
+                float(spearmanr(theirs, ours).statistic),
+                len(triples),
+            )
     return out
 
 
@@ -455,8 +544,14 @@ class Naslib:
     (``ours_tau``, ``tau``). ``inputs[dataset]``: NASLib's tau against that dataset's accuracy
     with its own inputs and with the CIFAR-10 inputs, over the ``n`` cells both of theirs scored."""
 
-    def __init__(self, n: int, agreement: float | None, ours_tau: float | None, tau: float | None,
-                 inputs: dict[str, tuple[int, float, float]]) -> None:
+    def __init__(
+        self,
+        n: int,
+        agreement: float | None,
+        ours_tau: float | None,
+        tau: float | None,
+        inputs: dict[str, tuple[int, float, float]],
+    ) -> None:
         self.n, self.agreement, self.ours_tau, self.tau, self.inputs = n, agreement, ours_tau, tau, inputs
 
 
@@ -486,36 +581,50 @@ def naslib_results(shared: Path, tss, table, ours: dict[str, dict[str, Any]]) ->
             own = values[dataset][label]
             cells = [t for t in own if t in c10]
             a = acc(cells, dataset)
-            inputs[dataset] = (len(cells), float(kendalltau([own[t] for t in cells], a).statistic),
-                               float(kendalltau([c10[t] for t in cells], a).statistic))
+            inputs[dataset] = (
+                len(cells),
+                float(kendalltau([own[t] for t in cells], a).statistic),
+                float(kendalltau([c10[t] for t in cells], a).statistic),
+            )
         out[label] = Naslib(len(both), agreement, ours_tau, tau, inputs)
     return out
 
 
 def section_naslib(results: dict[str, Naslib]) -> list[str]:
-    lines = ["### A third implementation: NASLib's released scores, and what CIFAR-10 inputs cost", "",
-             "NASLib (NAS-Bench-Suite-Zero) released its zero-cost scores for 725 NATS-TSS cells, computed on "
-             "each dataset's own images (`reference/naslib_zc_nb201.csv`; their batch and seed differ from ours). "
-             "Left: on the CIFAR-10 cells both sides scored (`n`), the Spearman rho between their scores and "
-             "ours, and each side's Kendall tau against CIFAR-10 test accuracy there. Right: NASLib's own "
-             "tau against CIFAR-100 and ImageNet16-120 test accuracy with that dataset's images, beside the same "
-             "proxy's CIFAR-10-image scores ranked against the same accuracies (the stand-in our C100 and IN16 "
-             "columns use), over the cells both of theirs scored. Accuracies: 200 epochs, means over seeds.", "",
-             "| proxy | n | Spearman ours vs NASLib | C10 tau: ours / NASLib | C100 tau: own images / "
-             "CIFAR-10 images | IN16 tau: own images / CIFAR-10 images |", "|---|---|---|---|---|---|"]
+    lines = [
+        "### A third implementation: NASLib's released scores, and what CIFAR-10 inputs cost",
+        "",
+        "NASLib (NAS-Bench-Suite-Zero) released its zero-cost scores for 725 NATS-TSS cells, computed on "
+        "each dataset's own images (`reference/naslib_zc_nb201.csv`; their batch and seed differ from ours). "
+        "Left: on the CIFAR-10 cells both sides scored (`n`), the Spearman rho between their scores and "
+        "ours, and each side's Kendall tau against CIFAR-10 test accuracy there. Right: NASLib's own "
+        "tau against CIFAR-100 and ImageNet16-120 test accuracy with that dataset's images, beside the same "
+        "proxy's CIFAR-10-image scores ranked against the same accuracies (the stand-in our C100 and IN16 "
+        "columns use), over the cells both of theirs scored. Accuracies: 200 epochs, means over seeds.",
+        "",
+        "| proxy | n | Spearman ours vs NASLib | C10 tau: ours / NASLib | C100 tau: own images / "
+        "CIFAR-10 images | IN16 tau: own images / CIFAR-10 images |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, r in results.items():
         taus = f"{fmt(r.ours_tau)} / {fmt(r.tau)}" if r.n else "–"
-        inputs = [f"{own:.3f} / {c10:.3f} ({round(c10 - own, 3) + 0.0:+.3f}, n {n})" for n, own, c10 in r.inputs.values()]
+        inputs = [
+            f"{own:.3f} / {c10:.3f} ({round(c10 - own, 3) + 0.0:+.3f}, n {n})" for n, own, c10 in r.inputs.values()
+        ]
         lines.append(f"| `{label}` | {r.n:,} | {fmt(r.agreement)} | {taus} | {' | '.join(inputs)} |")
     shifts = [abs(c10 - own) for r in results.values() for _, own, c10 in r.inputs.values()]
-    return lines + ["", f"CIFAR-10 images in place of each dataset's own move NASLib's tau by at most "
-                    f"{max(shifts):.3f} for these proxies: that bounds what the stand-in costs our C100 and IN16 "
-                    "columns for the real-image proxies. MeCo and the AZ-NAS components draw Gaussian inputs, so "
-                    "pixels play no part in their columns (nor in the default ensemble's); what differs from "
-                    "a per-dataset protocol there is the network they see (ours has CIFAR-10's 10-class head). "
-                    "NASLib's `flops` follow another counting convention than the benchmark's recorded FLOPs, "
-                    "which ours equal (`tests/test_flops.py`): theirs separate cells the benchmark's count ties, "
-                    "hence a different tau at a Spearman near 1.", ""]
+    return lines + [
+        "",
+        f"CIFAR-10 images in place of each dataset's own move NASLib's tau by at most "
+        f"{max(shifts):.3f} for these proxies: that bounds what the stand-in costs our C100 and IN16 "
+        "columns for the real-image proxies. MeCo and the AZ-NAS components draw Gaussian inputs, so "
+        "pixels play no part in their columns (nor in the default ensemble's); what differs from "
+        "a per-dataset protocol there is the network they see (ours has CIFAR-10's 10-class head). "
+        "NASLib's `flops` follow another counting convention than the benchmark's recorded FLOPs, "
+        "which ours equal (`tests/test_flops.py`): theirs separate cells the benchmark's count ties, "
+        "hence a different tau at a Spearman near 1.",
+        "",
+    ]
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -562,17 +671,21 @@ def published_c10(label: str) -> str:
 
 def section_reference(records: list[dict[str, Any]], peers: dict[str, Peer]) -> list[str]:
     rows = by(records, "cifar10")
-    lines = ["## NATS-TSS: the 500 reference cells, ours beside the authors' code", "",
-             "Cells: `numpy.random.default_rng(0).choice(15625, 500, replace=False)`, the cells of "
-             "`peer_scores_nb201_500.csv`, whose authors'-code scores were measured on this machine kind. "
-             "`ours` is over the cells our proxy has scored (`n`); the difference and the agreement are over "
-             "the cells both sides scored (the authors' grasp and fisher cover only the first 100). "
-             "Kendall tau-b against CIFAR-10 test accuracy (200 epochs) with a 95% bootstrap interval, and "
-             "the Spearman rho between our scores and the authors' on those cells (the agreement cell by cell). "
-             "The authors' `ensemble` column is AZ-NAS (its own four proxies, its own Gaussian-input protocol); "
-             "their NASWOT is the AZ-NAS repository's, on Gaussian inputs.", "",
-             "| proxy | n | ours | authors' code (n) | ours - theirs | Spearman ours vs theirs |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "## NATS-TSS: the 500 reference cells, ours beside the authors' code",
+        "",
+        "Cells: `numpy.random.default_rng(0).choice(15625, 500, replace=False)`, the cells of "
+        "`peer_scores_nb201_500.csv`, whose authors'-code scores were measured on this machine kind. "
+        "`ours` is over the cells our proxy has scored (`n`); the difference and the agreement are over "
+        "the cells both sides scored (the authors' grasp and fisher cover only the first 100). "
+        "Kendall tau-b against CIFAR-10 test accuracy (200 epochs) with a 95% bootstrap interval, and "
+        "the Spearman rho between our scores and the authors' on those cells (the agreement cell by cell). "
+        "The authors' `ensemble` column is AZ-NAS (its own four proxies, its own Gaussian-input protocol); "
+        "their NASWOT is the AZ-NAS repository's, on Gaussian inputs.",
+        "",
+        "| proxy | n | ours | authors' code (n) | ours - theirs | Spearman ours vs theirs |",
+        "|---|---|---|---|---|---|",
+    ]
     for label in ordered_labels(records):
         r = rows.get(label)
         if not r:
@@ -591,8 +704,9 @@ def section_reference(records: list[dict[str, Any]], peers: dict[str, Peer]) -> 
     return lines + [""]
 
 
-def section_table(title: str, intro: str, records: list[dict[str, Any]], datasets: list[str],
-                  total: int, published: bool = True) -> list[str]:
+def section_table(
+    title: str, intro: str, records: list[dict[str, Any]], datasets: list[str], total: int, published: bool = True
+) -> list[str]:
     head = "| proxy | n | " + " | ".join(f"{SHORT.get(d, d)} tau [95% CI]" for d in datasets)
     head += f" | {SHORT.get(datasets[0], datasets[0])} rho | top-5% | nDCG@100"
     head += " | published C10 tau |" if published else " |"
@@ -614,16 +728,21 @@ def section_table(title: str, intro: str, records: list[dict[str, Any]], dataset
 def section_unique(records: list[dict[str, Any]], total: int, sampled: set[str]) -> list[str]:
     """``sampled``: labels not scored on every cell, correlated over a random subset instead
     (:func:`drawn_subset`)."""
-    lines = ["### The 9,445 unique cells beside VKDNW's re-run of each method", "",
-             "VKDNW (CVPR 2025, Table 1) re-ran every method with its authors' code on the 9,445 "
-             "unique NATS-TSS cells (our `pruned` reading of uniqueness: one representative per class, "
-             "the lowest official index). Kendall tau-b against test accuracy (200 epochs), with a 95% bootstrap "
-             "interval on CIFAR-10. Stage `tss-unique` scores every proxy on these cells, so a complete row "
-             "is the same cell set as VKDNW's (the default `ensemble`'s is: compare it with VKDNW_agg's "
-             "0.750). A proxy not yet scored on every unique cell is correlated over those of its scored "
-             "unique cells that seeded random draws chose (the head of the stage's random order and the "
-             "random reference, sample and held-out cells): a random subset, marked with its size.", "",
-             "| proxy | n | C10 ours / VKDNW | C100 ours / VKDNW | IN16 ours / VKDNW |", "|---|---|---|---|---|"]
+    lines = [
+        "### The 9,445 unique cells beside VKDNW's re-run of each method",
+        "",
+        "VKDNW (CVPR 2025, Table 1) re-ran every method with its authors' code on the 9,445 "
+        "unique NATS-TSS cells (our `pruned` reading of uniqueness: one representative per class, "
+        "the lowest official index). Kendall tau-b against test accuracy (200 epochs), with a 95% bootstrap "
+        "interval on CIFAR-10. Stage `tss-unique` scores every proxy on these cells, so a complete row "
+        "is the same cell set as VKDNW's (the default `ensemble`'s is: compare it with VKDNW_agg's "
+        "0.750). A proxy not yet scored on every unique cell is correlated over those of its scored "
+        "unique cells that seeded random draws chose (the head of the stage's random order and the "
+        "random reference, sample and held-out cells): a random subset, marked with its size.",
+        "",
+        "| proxy | n | C10 ours / VKDNW | C100 ours / VKDNW | IN16 ours / VKDNW |",
+        "|---|---|---|---|---|",
+    ]
     for label in ordered_labels(records):
         r = by(records, "cifar10").get(label)
         if not r:
@@ -643,23 +762,28 @@ def section_unique(records: list[dict[str, Any]], total: int, sampled: set[str])
     return lines + [""]
 
 
-def section_own_network(own: dict[str, list[dict[str, Any]]], ten_class: dict[str, list[dict[str, Any]]],
-                        total: int) -> list[str]:
+def section_own_network(
+    own: dict[str, list[dict[str, Any]]], ten_class: dict[str, list[dict[str, Any]]], total: int
+) -> list[str]:
     """``own[dataset]``: the correlations of the scores of that dataset's own network, each over
     the cells its label has scored of a seeded random order (all ``total`` unique cells once its
     stage is done); ``ten_class[dataset]``: the 10-class network's correlations over the same
     cells, so each pair compares like with like."""
-    lines = ["#### The default ensemble on each dataset's own network", "",
-             "The default `ensemble`'s components draw Gaussian inputs, so no pixels are missing for them: "
-             "stages `tss-unique-c100-network` and `tss-unique-in16-network` score them again on the unique "
-             "cells with the CIFAR-100 network (100 classes, 32x32) and the ImageNet16-120 network (120 classes, "
-             "16x16), as a per-dataset protocol does (the AZ-NAS components draw Gaussian batches of that "
-             "image size; MeCo keeps its own 64x64 Gaussian image). Kendall tau-b against that dataset's test accuracy "
-             "(200 epochs); beside it, the 10-class network's figure over the same cells and the published one "
-             "(VKDNW's, over all unique cells). A stage cut short is read over the head of its seeded random "
-             "order: a random subset, marked with its size.",
-             "", "| proxy | C100: own network / 10-class / published | IN16: own network / 10-class / published |",
-             "|---|---|---|"]
+    lines = [
+        "#### The default ensemble on each dataset's own network",
+        "",
+        "The default `ensemble`'s components draw Gaussian inputs, so no pixels are missing for them: "
+        "stages `tss-unique-c100-network` and `tss-unique-in16-network` score them again on the unique "
+        "cells with the CIFAR-100 network (100 classes, 32x32) and the ImageNet16-120 network (120 classes, "
+        "16x16), as a per-dataset protocol does (the AZ-NAS components draw Gaussian batches of that "
+        "image size; MeCo keeps its own 64x64 Gaussian image). Kendall tau-b against that dataset's test accuracy "
+        "(200 epochs); beside it, the 10-class network's figure over the same cells and the published one "
+        "(VKDNW's, over all unique cells). A stage cut short is read over the head of its seeded random "
+        "order: a random subset, marked with its size.",
+        "",
+        "| proxy | C100: own network / 10-class / published | IN16: own network / 10-class / published |",
+        "|---|---|---|",
+    ]
     for label, (source, *pub) in OWN_NETWORK_PUBLISHED.items():
         cells = []
         for dataset, value in zip(TSS_DATASETS[1:], pub):
@@ -678,64 +802,88 @@ def write_results(out: Path, sections: list[str]) -> None:
     log(f"wrote {out}")
 
 
-def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, store, shared: Path,
-              resamples: int, scoring_seconds: float, started: float, provenance: str = "") -> None:
-    from nas.searchspaces import get_space
-
+def write_all(
+    out: Path,
+    plan: list[Stage],
+    tables: dict[str, Any],
+    inputs,
+    store,
+    shared: Path,
+    resamples: int,
+    scoring_seconds: float,
+    started: float,
+    provenance: str = "",
+) -> None:
     from nas.correlation import unique_representatives
+    from nas.searchspaces import get_space
 
     stage = {s.name: s for s in plan}
     tss_table = tables["nats-tss"]
-    sections = ["# Results: how well each zero-cost proxy ranks architectures", "",
-                "Generated by `make reproduce` (`scripts/reproduce.py`); do not edit by hand. "
-                f"Written {time.strftime('%Y-%m-%d %H:%M')}; this run scored for {scoring_seconds / 60:.1f} "
-                "minutes (the scores of earlier runs come from the store)." + (f" {provenance}" if provenance else ""),
-                "",
-                "**Protocol.** Every network is built right after `torch.manual_seed(0)` with a 10-class head and "
-                "scored at initialisation on one batch of 64 real CIFAR-10 training images (seed 0, per-dataset "
-                "normalisation), except where a proxy's own protocol draws its inputs: MeCo (one seeded Gaussian "
-                "image of 1x3x64x64) and the AZ-NAS components (a seeded Gaussian batch of the same shape, the "
-                "authors' protocol). No CIFAR-100 or ImageNet16-120 pixels are available here, so the C100 and IN16 "
-                "columns rank these same scores against those datasets' accuracies. Accuracies: means over the "
-                "recorded seeds, 200 epochs (`nb201_accuracies.csv`; CIFAR-10 test = `cifar10` `ori-test`, "
-                "valid = `cifar10-valid` `x-valid`). Kendall tau-b (scipy), a 95% percentile bootstrap interval "
-                f"({resamples} resamples over cells), Spearman rho, top-5% precision, nDCG of the top 100. "
-                "Failed scores are dropped and counted (`n`). Ensembles rank within the cells of each table "
-                "(sum of log-ranks, AZ-NAS's aggregation, nothing fitted). `ensemble` is the default: AZ-NAS's "
-                "three scores + flops + meco, pre-registered before any of its scores existed and adopted after "
-                "the blind test below; `ensemble(near,meco_opt,zico,flops)` is the former default, fixed before any "
-                "ensemble was measured.", ""]
+    sections = [
+        "# Results: how well each zero-cost proxy ranks architectures",
+        "",
+        "Generated by `make reproduce` (`scripts/reproduce.py`); do not edit by hand. "
+        f"Written {time.strftime('%Y-%m-%d %H:%M')}; this run scored for {scoring_seconds / 60:.1f} "
+        "minutes (the scores of earlier runs come from the store)." + (f" {provenance}" if provenance else ""),
+        "",
+        "**Protocol.** Every network is built right after `torch.manual_seed(0)` with a 10-class head and "
+        "scored at initialisation on one batch of 64 real CIFAR-10 training images (seed 0, per-dataset "
+        "normalisation), except where a proxy's own protocol draws its inputs: MeCo (one seeded Gaussian "
+        "image of 1x3x64x64) and the AZ-NAS components (a seeded Gaussian batch of the same shape, the "
+        "authors' protocol). No CIFAR-100 or ImageNet16-120 pixels are available here, so the C100 and IN16 "
+        "columns rank these same scores against those datasets' accuracies. Accuracies: means over the "
+        "recorded seeds, 200 epochs (`nb201_accuracies.csv`; CIFAR-10 test = `cifar10` `ori-test`, "
+        "valid = `cifar10-valid` `x-valid`). Kendall tau-b (scipy), a 95% percentile bootstrap interval "
+        f"({resamples} resamples over cells), Spearman rho, top-5% precision, nDCG of the top 100. "
+        "Failed scores are dropped and counted (`n`). Ensembles rank within the cells of each table "
+        "(sum of log-ranks, AZ-NAS's aggregation, nothing fitted). `ensemble` is the default: AZ-NAS's "
+        "three scores + flops + meco, pre-registered before any of its scores existed and adopted after "
+        "the blind test below; `ensemble(near,meco_opt,zico,flops)` is the former default, fixed before any "
+        "ensemble was measured.",
+        "",
+    ]
 
     log("correlating the 500 reference cells")
     ref = stage["tss-ref500"]
     ref_scores = stored_scores("nats-tss", ref.archs, inputs, store)
-    ref_records = correlate_population("nats-tss", ref.archs, ref_scores, tss_table, TSS_DATASETS, "test", 200, resamples)
+    ref_records = correlate_population(
+        "nats-tss", ref.archs, ref_scores, tss_table, TSS_DATASETS, "test", 200, resamples
+    )
     tss = get_space("nats-tss")
     index_of = {tss.key(a): tss.index_of(a) for a in ref.archs}
-    scored = {label: {index_of[k]: float(r.score) for k, r in by_key.items()
-                      if r.status == "ok" and math.isfinite(float(r.score))}
-              for label, by_key in ref_scores.items()}
+    scored = {
+        label: {
+            index_of[k]: float(r.score) for k, r in by_key.items() if r.status == "ok" and math.isfinite(float(r.score))
+        }
+        for label, by_key in ref_scores.items()
+    }
     sections += section_reference(ref_records, peer_results(shared, scored))
 
     log("correlating the 1,000-cell sample")
     sample = stage["tss-sample1000"]
     sample_scores = stored_scores("nats-tss", sample.archs, inputs, store)
-    sample_records = correlate_population("nats-tss", sample.archs, sample_scores, tss_table, TSS_DATASETS,
-                                          "test", 200, resamples)
+    sample_records = correlate_population(
+        "nats-tss", sample.archs, sample_scores, tss_table, TSS_DATASETS, "test", 200, resamples
+    )
     sections += section_table(
-        "NATS-TSS: 1,000 cells drawn with a fixed seed", "Cells: `nas.scoring.select_archs(space, 1000, seed=0)` "
+        "NATS-TSS: 1,000 cells drawn with a fixed seed",
+        "Cells: `nas.scoring.select_archs(space, 1000, seed=0)` "
         "(`numpy.random.default_rng(0).choice(15625, 1000, replace=False)`). Test accuracy, 200 epochs. "
         "Published figures use other cell sets (see the notes below). Plots of the proxies that scored every "
         "cell (score against accuracy, by rank and by value; proxy-proxy Spearman; top-k precision): "
-        "[figures/tss-sample1000/report.md](figures/tss-sample1000/report.md).", sample_records, TSS_DATASETS,
-        len(sample.archs))
+        "[figures/tss-sample1000/report.md](figures/tss-sample1000/report.md).",
+        sample_records,
+        TSS_DATASETS,
+        len(sample.archs),
+    )
 
     log("correlating the held-out cells")
     held = stage["tss-holdout"]
     held_scores = stored_scores("nats-tss", held.archs, inputs, store)
     held_scores = {label: v for label, v in held_scores.items() if label in HOLDOUT + ENSEMBLES}
-    held_records = correlate_population("nats-tss", held.archs, held_scores, tss_table, TSS_DATASETS, "test", 200,
-                                        resamples)
+    held_records = correlate_population(
+        "nats-tss", held.archs, held_scores, tss_table, TSS_DATASETS, "test", 200, resamples
+    )
     sections += section_table(
         "NATS-TSS: 500 held-out cells, the blind test of the ensembles",
         "Cells: the first 500 of `numpy.random.default_rng(1).permutation(15625)` outside the 1,000-cell sample "
@@ -744,7 +892,10 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
         "`ensemble` (AZ-NAS's three scores + flops + meco) was pre-registered in `docs/proxies.md` before any of "
         "its scores existed, with the rule that it replaces the former default only if it beats it here. "
         "Test accuracy, 200 epochs.",
-        held_records, TSS_DATASETS, len(held.archs))
+        held_records,
+        TSS_DATASETS,
+        len(held.archs),
+    )
 
     log("correlating all 15,625 cells")
     every = list(tss)
@@ -753,15 +904,24 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     # order: a biased subset. Whole-space rows are for complete proxies only.
     complete = {label: v for label, v in all_scores.items() if len(v) == len(every)}
     partial = [label for label in all_scores if label not in complete]
-    coverage = ("Proxies that have scored every cell. Not yet scored on every cell (their figures are the "
-                "1,000-cell table's): " + ", ".join(f"`{label}` ({len(all_scores[label]):,})" for label in partial)
-                + ".") if partial else "Every proxy has scored every cell."
+    coverage = (
+        (
+            "Proxies that have scored every cell. Not yet scored on every cell (their figures are the "
+            "1,000-cell table's): " + ", ".join(f"`{label}` ({len(all_scores[label]):,})" for label in partial) + "."
+        )
+        if partial
+        else "Every proxy has scored every cell."
+    )
     for split in ("test", "valid"):
-        all_records = correlate_population("nats-tss", every, complete, tss_table, TSS_DATASETS, split, 200,
-                                           resamples)
+        all_records = correlate_population("nats-tss", every, complete, tss_table, TSS_DATASETS, split, 200, resamples)
         sections += section_table(
-            f"NATS-TSS: all 15,625 cells, {split} accuracy", coverage,
-            all_records, TSS_DATASETS, len(every), published=split == "test")
+            f"NATS-TSS: all 15,625 cells, {split} accuracy",
+            coverage,
+            all_records,
+            TSS_DATASETS,
+            len(every),
+            published=split == "test",
+        )
     unique = unique_representatives(tss, "pruned")
     unique_keys = {tss.key(a) for a in unique}
     # Scores taken again per population: ensembles rank within the cells of each table.
@@ -769,13 +929,24 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
     # Complete over the unique cells (the tss-unique stage, or the whole space): every unique cell.
     unique_complete = {label: v for label, v in unique_scores.items() if len(v) == len(unique)}
     unique_partial = [label for label in unique_scores if label not in unique_complete]
-    unique_records = correlate_population("nats-tss", unique, unique_complete, tss_table, TSS_DATASETS, "test",
-                                          200, resamples)
+    unique_records = correlate_population(
+        "nats-tss", unique, unique_complete, tss_table, TSS_DATASETS, "test", 200, resamples
+    )
     order = [tss.key(a) for a in stage["tss-unique"].archs]
     drawn = {tss.key(a) for name in ("tss-ref500", "tss-sample1000", "tss-holdout") for a in stage[name].archs}
     unique_by_key = {tss.key(a): a for a in unique}
-    unique_records += correlate_drawn_subsets(unique_scores, unique_partial, order, drawn & unique_keys, unique_by_key,
-                                              [inputs], store, tss_table, TSS_DATASETS, resamples)[0]
+    unique_records += correlate_drawn_subsets(
+        unique_scores,
+        unique_partial,
+        order,
+        drawn & unique_keys,
+        unique_by_key,
+        [inputs],
+        store,
+        tss_table,
+        TSS_DATASETS,
+        resamples,
+    )[0]
     sections += section_unique(unique_records, len(unique), set(unique_partial))
     own_network: dict[str, list[dict[str, Any]]] = {}
     ten_class: dict[str, list[dict[str, Any]]] = {}
@@ -783,38 +954,62 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
         own_inputs = own_network_inputs(dataset)
         own_scores = stored_scores("nats-tss", unique, own_inputs, store)
         own_network[dataset], ten_class[dataset] = correlate_drawn_subsets(
-            own_scores, list(OWN_NETWORK_PUBLISHED), order, set(), unique_by_key, [own_inputs, inputs], store,
-            tss_table, [dataset], resamples)
+            own_scores,
+            list(OWN_NETWORK_PUBLISHED),
+            order,
+            set(),
+            unique_by_key,
+            [own_inputs, inputs],
+            store,
+            tss_table,
+            [dataset],
+            resamples,
+        )
     sections += section_own_network(own_network, ten_class, len(unique))
     sections += section_naslib(naslib_results(shared, tss, tss_table, all_scores))
 
     log("correlating NAS-Bench-101")
     nb = stage["nb101-cheap"]
     nb_scores = stored_scores("nb101", nb.archs, inputs, store)
-    nb_records = correlate_population("nb101", nb.archs, nb_scores, tables["nb101"], ["cifar10"], "valid", 108,
-                                      resamples)
-    lines = section_table("NAS-Bench-101: the 1,000-cell subset", "Cells: `nb101/nb101_subset_1000.csv`; accuracy: "
-                          "validation, 108 epochs, one training run per cell (the only split the subset records). "
-                          "Published: |Spearman| over all 423,624 cells (Zero-Cost Proxies notebook) and NEAR's "
-                          "tau 0.52 / rho 0.70.", nb_records, ["cifar10"], len(nb.archs), published=False)
+    nb_records = correlate_population(
+        "nb101", nb.archs, nb_scores, tables["nb101"], ["cifar10"], "valid", 108, resamples
+    )
+    lines = section_table(
+        "NAS-Bench-101: the 1,000-cell subset",
+        "Cells: `nb101/nb101_subset_1000.csv`; accuracy: "
+        "validation, 108 epochs, one training run per cell (the only split the subset records). "
+        "Published: |Spearman| over all 423,624 cells (Zero-Cost Proxies notebook) and NEAR's "
+        "tau 0.52 / rho 0.70.",
+        nb_records,
+        ["cifar10"],
+        len(nb.archs),
+        published=False,
+    )
     batch_stage = stage["nb101-jacob-cov-batch256"]
     batch_records = nb101_batch_records(batch_stage, inputs, store, tables["nb101"], resamples)
-    sections += lines + ["Published |Spearman rho| on all 423,624 cells: " +
-                         ", ".join(f"{k} {v:.3f}" for k, v in NB101_PUBLISHED.items()) + "; NEAR tau 0.52, rho 0.70.", "",
-                         *(line for paragraph in nb101_reading(by(nb_records, "cifar10"), batch_records)
-                           for line in (paragraph, ""))]
+    sections += lines + [
+        "Published |Spearman rho| on all 423,624 cells: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in NB101_PUBLISHED.items())
+        + "; NEAR tau 0.52, rho 0.70.",
+        "",
+        *(line for paragraph in nb101_reading(by(nb_records, "cifar10"), batch_records) for line in (paragraph, "")),
+    ]
 
     log("NATS-SSS fixtures")
     sss = stage["sss-fixtures"]
     sss_scores = stored_scores("nats-sss", sss.archs, inputs, store)
     space = get_space("nats-sss")
-    lines = ["## NATS-SSS: the pipeline end to end on the official fixtures", "",
-             f"The official fixture directory holds {len(sss.archs)} of the 32,768 cells, so no correlation is "
-             "meaningful here: this checks that import, networks, every proxy and the store work on SSS. "
-             "Correlations need the full `NATS-sss-v1_0-50262-simple` directory "
-             "(`nas bench import nats-sss DIR`, then `nas correlate --space nats-sss ...`).", "",
-             "| proxy | " + " | ".join(f"`{space.key(a)}`" for a in sss.archs) + " |",
-             "|---|" + "---|" * len(sss.archs)]
+    lines = [
+        "## NATS-SSS: the pipeline end to end on the official fixtures",
+        "",
+        f"The official fixture directory holds {len(sss.archs)} of the 32,768 cells, so no correlation is "
+        "meaningful here: this checks that import, networks, every proxy and the store work on SSS. "
+        "Correlations need the full `NATS-sss-v1_0-50262-simple` directory "
+        "(`nas bench import nats-sss DIR`, then `nas correlate --space nats-sss ...`).",
+        "",
+        "| proxy | " + " | ".join(f"`{space.key(a)}`" for a in sss.archs) + " |",
+        "|---|" + "---|" * len(sss.archs),
+    ]
     for label, by_key in sss_scores.items():
         values = []
         for a in sss.archs:
@@ -832,8 +1027,16 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
 
     on_every_cell = {label: v for label, v in sample_scores.items() if len(v) == len(sample.archs)}
     if on_every_cell:
-        corr = correlate(tss, on_every_cell, tss_table, datasets=["cifar10"], split="test", epochs=200,
-                         keys=[tss.key(a) for a in sample.archs], resamples=0)
+        corr = correlate(
+            tss,
+            on_every_cell,
+            tss_table,
+            datasets=["cifar10"],
+            split="test",
+            epochs=200,
+            keys=[tss.key(a) for a in sample.archs],
+            resamples=0,
+        )
         # The table lives in this machine's $NAS_HOME; the committed report names what it came from.
         accuracy = corr.protocol["accuracy"]
         accuracy["table"] = "the reproduction's NATS-TSS table ($NAS_HOME/benchmarks/reproduce/nats-tss.h5)"
@@ -847,12 +1050,15 @@ def write_all(out: Path, plan: list[Stage], tables: dict[str, Any], inputs, stor
 def nb101_batch_records(stage: Stage, inputs, store, table, resamples: int) -> dict[int, dict[str, Any]]:
     """jacob_cov's correlation with the common batch and with the stage's, over the cells both
     scored, by batch size."""
-    scorers = {inputs.batch_size: stage_scorer(dataclasses.replace(stage, batch_size=None), inputs),
-               stage.batch_size: stage_scorer(stage, inputs)}
+    scorers = {
+        inputs.batch_size: stage_scorer(dataclasses.replace(stage, batch_size=None), inputs),
+        stage.batch_size: stage_scorer(stage, inputs),
+    }
     space = scorers[stage.batch_size].space
     keys = [space.key(a) for a in stage.archs]
-    scores = {batch: store.get_many(space.name, scorer.digest(scorer.proxies[0]), keys)
-              for batch, scorer in scorers.items()}
+    scores = {
+        batch: store.get_many(space.name, scorer.digest(scorer.proxies[0]), keys) for batch, scorer in scorers.items()
+    }
     both = [k for k in keys if all(k in by_key for by_key in scores.values())]
     if len(both) < 3:
         return {}
@@ -860,8 +1066,16 @@ def nb101_batch_records(stage: Stage, inputs, store, table, resamples: int) -> d
 
     out = {}
     for batch, by_key in scores.items():
-        result = correlate(space, {"jacob_cov": by_key}, table, datasets=["cifar10"], split="valid", epochs=108,
-                           keys=both, resamples=resamples)
+        result = correlate(
+            space,
+            {"jacob_cov": by_key},
+            table,
+            datasets=["cifar10"],
+            split="valid",
+            epochs=108,
+            keys=both,
+            resamples=resamples,
+        )
         out[batch] = result.records[0]
     return out
 
@@ -878,33 +1092,49 @@ def nb101_reading(records: dict[str, dict[str, Any]], batch: dict[int, dict[str,
             "which accuracy, how many runs); this subset's labels are one training run's validation accuracy, "
             "noisier than the 3-run means, which lowers every proxy's tau. The network is not the cause: "
             "`scripts/nb101_near_check.py` scores NEAR on our NB101 network and on an independent one "
-            "(nasbench-pytorch) and finds them in agreement cell by cell (figures in `docs/proxies.md`).")
-    rho = {label: records[label]["spearman"] for label in NB101_PUBLISHED
-           if records.get(label) and records[label].get("spearman") is not None}
+            "(nasbench-pytorch) and finds them in agreement cell by cell (figures in `docs/proxies.md`)."
+        )
+    rho = {
+        label: records[label]["spearman"]
+        for label in NB101_PUBLISHED
+        if records.get(label) and records[label].get("spearman") is not None
+    }
     if rho:
         full = max(r["n"] for r in records.values())
-        beside = [f"`{label}` {fmt(value)} (|rho| {NB101_PUBLISHED[label]:.3f}"
-                  + ("" if records[label]["n"] == full else f"; ours on {records[label]['n']:,} cells") + ")"
-                  for label, value in rho.items()]
+        beside = [
+            f"`{label}` {fmt(value)} (|rho| {NB101_PUBLISHED[label]:.3f}"
+            + ("" if records[label]["n"] == full else f"; ours on {records[label]['n']:,} cells")
+            + ")"
+            for label, value in rho.items()
+        ]
         far = {label for label, value in rho.items() if abs(abs(value) - NB101_PUBLISHED[label]) > 0.1}
         inverse = [f"`{label}`" for label, value in rho.items() if value < 0]
-        text = ("**The Zero-Cost Proxies baselines.** The notebook reports |rho| (it takes the absolute value), "
-                "which hides the sign; our rho on these labels, the notebook's beside it: " + "; ".join(beside) + ".")
+        text = (
+            "**The Zero-Cost Proxies baselines.** The notebook reports |rho| (it takes the absolute value), "
+            "which hides the sign; our rho on these labels, the notebook's beside it: " + "; ".join(beside) + "."
+        )
         if inverse:
             one = len(inverse) == 1
-            text += (f" {', '.join(inverse)} {'ranks' if one else 'rank'} NB101 cells inversely (negative rho): "
-                     f"taken as higher-is-better, as on NATS-TSS, {'it prefers' if one else 'they prefer'} the "
-                     "worse cells.")
+            text += (
+                f" {', '.join(inverse)} {'ranks' if one else 'rank'} NB101 cells inversely (negative rho): "
+                f"taken as higher-is-better, as on NATS-TSS, {'it prefers' if one else 'they prefer'} the "
+                "worse cells."
+            )
         close = [f"`{label}`" for label in rho if label not in far]
         if close:
-            text += (f" In magnitude {', '.join(close)} {'is' if len(close) == 1 else 'are'} within 0.1 of the "
-                     f"notebook's figure (our {full:,} cells against its 423,624).")
+            text += (
+                f" In magnitude {', '.join(close)} {'is' if len(close) == 1 else 'are'} within 0.1 of the "
+                f"notebook's figure (our {full:,} cells against its 423,624)."
+            )
         paragraphs.append(text)
         if "jacob_cov" in far:
             paragraphs.append(jacob_cov_reading(rho["jacob_cov"], batch))
     ensemble, az = records.get("ensemble"), records.get("az_nas")
-    singles = {label: r["kendall_tau"] for label, r in records.items()
-               if "ensemble" not in label and label != "az_nas" and r.get("kendall_tau") is not None}
+    singles = {
+        label: r["kendall_tau"]
+        for label, r in records.items()
+        if "ensemble" not in label and label != "az_nas" and r.get("kendall_tau") is not None
+    }
     if ensemble and az and singles and ensemble.get("kendall_tau") is not None:
         best = max(singles, key=singles.get)
         side = "above" if ensemble["kendall_tau"] > 0.52 else "below"
@@ -912,36 +1142,44 @@ def nb101_reading(records: dict[str, dict[str, Any]], batch: dict[int, dict[str,
             f"**The default `ensemble` on NB101.** Pre-registered on NATS-TSS (see the protocol) and unchanged "
             f"since, it ranks these cells at tau {fmt(ensemble['kendall_tau'])} (rho {fmt(ensemble['spearman'])}), "
             f"against {fmt(az['kendall_tau'])} for AZ-NAS's own aggregate and {fmt(singles[best])} for the best "
-            f"single proxy here (`{best}`), and {side} the NEAR paper's NB101 tau 0.52 (its protocol unstated).")
+            f"single proxy here (`{best}`), and {side} the NEAR paper's NB101 tau 0.52 (its protocol unstated)."
+        )
     return paragraphs
 
 
 def jacob_cov_reading(rho: float, batch: dict[int, dict[str, Any]]) -> str:
     """Why jacob_cov is far from the notebook's NB101 figure; ``batch``: its records by batch size."""
     published = NB101_PUBLISHED["jacob_cov"]
-    text = (f"**`jacob_cov` is far from the notebook's figure** (|rho| {abs(rho):.3f} against {published:.3f}). "
-            "Our jacob_cov agrees with foresight's cell by cell on NATS-TSS (the reference-cells table), so the "
-            "gap lies in the NB101 protocol: the repository scores NB101 with its `nasbench1_pred.py`, which "
-            "scores a batch of 256 images (ours 64), initialises convolutions He-normal by fan-out (ours: the "
-            "benchmark's TF initialisers) and is correlated over all 423,624 cells with the notebook's own "
-            "accuracy file.")
+    text = (
+        f"**`jacob_cov` is far from the notebook's figure** (|rho| {abs(rho):.3f} against {published:.3f}). "
+        "Our jacob_cov agrees with foresight's cell by cell on NATS-TSS (the reference-cells table), so the "
+        "gap lies in the NB101 protocol: the repository scores NB101 with its `nasbench1_pred.py`, which "
+        "scores a batch of 256 images (ours 64), initialises convolutions He-normal by fan-out (ours: the "
+        "benchmark's TF initialisers) and is correlated over all 423,624 cells with the notebook's own "
+        "accuracy file."
+    )
     if len(batch) == 2:
         small, large = batch[min(batch)], batch[max(batch)]
         moved = large["spearman"] - small["spearman"]
-        text += (f" The batch, measured: on the first {small['n']:,} subset cells jacob_cov with batch "
-                 f"{max(batch)} reaches tau {fmt(large['kendall_tau'])} (rho {fmt(large['spearman'])}) against "
-                 f"batch {min(batch)}'s tau {fmt(small['kendall_tau'])} (rho {fmt(small['spearman'])}) on the same "
-                 "cells")
+        text += (
+            f" The batch, measured: on the first {small['n']:,} subset cells jacob_cov with batch "
+            f"{max(batch)} reaches tau {fmt(large['kendall_tau'])} (rho {fmt(large['spearman'])}) against "
+            f"batch {min(batch)}'s tau {fmt(small['kendall_tau'])} (rho {fmt(small['spearman'])}) on the same "
+            "cells"
+        )
         if large["spearman"] * small["spearman"] < 0 or abs(moved) > 0.1:
             text += f": the batch size moves its rho by {moved:+.2f}, and explains that much of the gap."
         else:
-            text += (f" (its rho moves by {moved:+.2f}): the batch size does not explain the gap; the "
-                     "initialisation and the cells and labels remain untested here.")
+            text += (
+                f" (its rho moves by {moved:+.2f}): the batch size does not explain the gap; the "
+                "initialisation and the cells and labels remain untested here."
+            )
     return text
 
 
 NOTES = [
-    "## Reading the comparisons", "",
+    "## Reading the comparisons",
+    "",
     "- **Cell sets differ.** VKDNW's figures are over the 9,445 unique cells, the AZ-NAS notebook's over all "
     "15,625, NEAR's paper does not state its protocol; the 500- and 1,000-cell tables are random subsets "
     "(their intervals show the sampling error).",
@@ -971,18 +1209,27 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="scoring processes (default 2)")
     parser.add_argument("--minutes", type=float, help="stop scoring after this many minutes, then write results")
     parser.add_argument("--stages", help="comma-separated stage names to score (default: all, in order)")
-    parser.add_argument("--proxies", help="comma-separated: score only these of each stage's proxies "
-                        "(e.g. near first on the whole space)")
+    parser.add_argument(
+        "--proxies",
+        help="comma-separated: score only these of each stage's proxies (e.g. near first on the whole space)",
+    )
     parser.add_argument("--no-score", action="store_true", help="only write results from stored scores")
-    parser.add_argument("--no-results", action="store_true",
-                        help="only score (e.g. several runs in a row); write the results later with --no-score")
-    parser.add_argument("--archive", default=str(ROOT / "docs" / "scores"),
-                        help="folder of score archives: its scores are imported first (a random few of each "
-                             "protocol recomputed and checked), and new ones are added as a new file "
-                             "(default docs/scores)")
+    parser.add_argument(
+        "--no-results",
+        action="store_true",
+        help="only score (e.g. several runs in a row); write the results later with --no-score",
+    )
+    parser.add_argument(
+        "--archive",
+        default=str(ROOT / "docs" / "scores"),
+        help="folder of score archives: its scores are imported first (a random few of each "
+        "protocol recomputed and checked), and new ones are added as a new file "
+        "(default docs/scores)",
+    )
     parser.add_argument("--no-archive", action="store_true", help="neither read nor write the archives")
-    parser.add_argument("--verify", type=int, default=2,
-                        help="archived scores recomputed per protocol to check them (default 2)")
+    parser.add_argument(
+        "--verify", type=int, default=2, help="archived scores recomputed per protocol to check them (default 2)"
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of tau (default 1000)")
     args = parser.parse_args()
@@ -1010,8 +1257,11 @@ def main() -> int:
         wanted = set(args.stages.split(","))
         unknown = wanted - {s.name for s in plan}
         if unknown:
-            print(f"reproduce: error: unknown stage(s) {', '.join(sorted(unknown))}; "
-                  f"expected {', '.join(s.name for s in plan)}", file=sys.stderr)
+            print(
+                f"reproduce: error: unknown stage(s) {', '.join(sorted(unknown))}; "
+                f"expected {', '.join(s.name for s in plan)}",
+                file=sys.stderr,
+            )
             return 2
         plan_to_score = [s for s in plan if s.name in wanted]
     else:
@@ -1020,8 +1270,10 @@ def main() -> int:
         only = args.proxies.split(",")
         unknown = set(only) - set(ALL)
         if unknown:
-            print(f"reproduce: error: unknown proxy(ies) {', '.join(sorted(unknown))}; expected {', '.join(ALL)}",
-                  file=sys.stderr)
+            print(
+                f"reproduce: error: unknown proxy(ies) {', '.join(sorted(unknown))}; expected {', '.join(ALL)}",
+                file=sys.stderr,
+            )
             return 2
         plan_to_score = [s.only(only) for s in plan_to_score]
         plan_to_score = [s for s in plan_to_score if s.proxies]
@@ -1047,8 +1299,7 @@ def main() -> int:
         log(f"scored for {scoring_seconds:.0f} s; results not written (--no-results)")
         return 0
 
-    write_all(Path(args.out), plan, tables, inputs, store, shared, args.resamples, scoring_seconds, started,
-              provenance)
+    write_all(Path(args.out), plan, tables, inputs, store, shared, args.resamples, scoring_seconds, started, provenance)
     log(f"total runtime {time.monotonic() - started:.0f} s")
     return 0
 

@@ -9,6 +9,7 @@ A space of your own subclasses :class:`SearchSpace` and registers with ``@regist
 inside a package whose ``pyproject.toml`` declares it in the ``zcnas.spaces`` entry-point group;
 ``nas score``, ``nas correlate`` and ``nas search`` then take ``--space name`` unchanged.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,14 +28,23 @@ def _is_space_class(obj: Any) -> bool:
 
 #: Every space: the built-ins (imported on first use, so listing spaces stays cheap) and plugins.
 SPACES: Registry[type[SearchSpace]] = Registry(
-    "search space", SPACES_GROUP,
-    builtins={"nats-tss": "nas.searchspaces.nats_tss:NatsTSS",
-              "nats-sss": "nas.searchspaces.nats_sss:NatsSSS",
-              "nb101": "nas.searchspaces.nb101:NB101"},
+    "search space",
+    SPACES_GROUP,
+    builtins={
+        "nats-tss": "nas.searchspaces.nats_tss:NatsTSS",
+        "nats-sss": "nas.searchspaces.nats_sss:NatsSSS",
+        "nb101": "nas.searchspaces.nb101:NB101",
+    },
     # names the field also uses
-    aliases={"nb201": "nats-tss", "nasbench201": "nats-tss", "tss": "nats-tss", "sss": "nats-sss",
-             "nasbench101": "nb101"},
-    accept=_is_space_class)
+    aliases={
+        "nb201": "nats-tss",
+        "nasbench201": "nats-tss",
+        "tss": "nats-tss",
+        "sss": "nats-sss",
+        "nasbench101": "nb101",
+    },
+    accept=_is_space_class,
+)
 
 
 def register_space(name: str | None = None) -> Callable[[type[SearchSpace]], type[SearchSpace]]:
@@ -70,5 +80,12 @@ def get_space(name: str, **params: Any) -> SearchSpace:
     return SPACES.get(name)(**params)
 
 
-__all__ = ["SearchSpace", "SPACES", "SPACES_GROUP", "get_space", "list_spaces", "canonical_space_name",
-           "register_space"]
+__all__ = [
+    "SearchSpace",
+    "SPACES",
+    "SPACES_GROUP",
+    "get_space",
+    "list_spaces",
+    "canonical_space_name",
+    "register_space",
+]

@@ -3,10 +3,12 @@
 A space is a value object: no I/O, no global state. Architectures are small immutable, hashable
 values (one class per space) whose ``str()`` is the canonical string the field uses.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Generic, Hashable, Iterator, TypeVar
+from collections.abc import Hashable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -107,7 +109,7 @@ class SearchSpace(ABC, Generic[Arch]):
 
     # -- Optuna ---------------------------------------------------------------------------------
     @abstractmethod
-    def suggest(self, trial: "optuna.Trial") -> Arch:
+    def suggest(self, trial: optuna.Trial) -> Arch:
         """Ask an Optuna trial for an architecture through the space's encoding."""
 
     @abstractmethod
@@ -120,7 +122,7 @@ class SearchSpace(ABC, Generic[Arch]):
 
     # -- networks ---------------------------------------------------------------------------------
     @abstractmethod
-    def build(self, arch: Arch, num_classes: int = 10) -> "nn.Module":
+    def build(self, arch: Arch, num_classes: int = 10) -> nn.Module:
         """The PyTorch network exactly as the benchmark trained it (returns logits)."""
 
     @abstractmethod

@@ -18,10 +18,11 @@ One count is one multiply-accumulate (the field calls it a FLOP, not 2 FLOPs). T
 convolutions, which no benchmark network uses, are counted the same way per *input* element.
 A module called twice in one forward pass is counted twice.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -55,9 +56,7 @@ def _linear_macs(linear: nn.Linear, inputs: tuple, output: torch.Tensor) -> int:
     return macs
 
 
-def count_flops(
-    model: nn.Module, input_size: Union[int, Sequence[int]], in_channels: int = 3
-) -> int:
+def count_flops(model: nn.Module, input_size: int | Sequence[int], in_channels: int = 3) -> int:
     """Multiply-accumulates of one forward pass of ``model`` on one image (see module docstring).
 
     ``input_size`` is the side of a square image (32 for CIFAR, 16 for ImageNet16-120) or
@@ -81,6 +80,7 @@ def count_flops(
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
             nonlocal total
             total += macs_of(module, inputs, output)
+
         return hook
 
     handles = []

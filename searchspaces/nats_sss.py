@@ -7,11 +7,13 @@ the 5 layers is searched, from :data:`WIDTHS` = 8, 16, ..., 64. The canonical st
 number with the first layer most significant, so ``8:8:8:8:8`` is 0 and ``64:64:64:64:64`` is
 32767, the order of the benchmark's ``meta_archs``.
 """
+
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +42,7 @@ _POSITION = {w: i for i, w in enumerate(WIDTHS)}
 
 def _check_widths(widths: Any, what: str) -> tuple[int, ...]:
     """``widths`` as a tuple of ints, or an error that names ``what`` and the expectation."""
+
     def fail(why: str) -> InvalidArchitectureError:
         return InvalidArchitectureError(f"nats-sss: {what}: {why} (expected {_EXPECTED})")
 
@@ -145,7 +148,7 @@ class NatsSSS(SearchSpace[Channels]):
         ]
 
     # -- Optuna encoding: one categorical per layer (keeps the sampler on the grid) -----------------
-    def suggest(self, trial: "optuna.Trial") -> Channels:
+    def suggest(self, trial: optuna.Trial) -> Channels:
         return Channels(tuple(trial.suggest_categorical(name, WIDTHS) for name in PARAM_NAMES))
 
     def decode(self, params: dict[str, Any]) -> Channels:
@@ -159,7 +162,7 @@ class NatsSSS(SearchSpace[Channels]):
         return dict(zip(PARAM_NAMES, self.validate(arch).widths))
 
     # -- network ------------------------------------------------------------------------------------
-    def build(self, arch: Channels, num_classes: int = 10) -> "nn.Module":
+    def build(self, arch: Channels, num_classes: int = 10) -> nn.Module:
         return CellNetwork(CELL_OPS, self.validate(arch).widths, REDUCTIONS, num_classes)
 
     def num_params(self, arch: Channels, num_classes: int = 10) -> int:
@@ -170,4 +173,3 @@ class NatsSSS(SearchSpace[Channels]):
         network; 32 for CIFAR, 16 for ImageNet16-120)."""
         widths = self.validate(arch).widths
         return cell_network_flops(CELL_OPS, widths, REDUCTIONS, num_classes, input_size)
-

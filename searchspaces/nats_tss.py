@@ -7,6 +7,7 @@ The official index is rebuilt offline: all 5^6 cells in lexicographic op order (
 the string varying fastest), shuffled by Python's ``random`` seeded with 88, which is how the
 benchmark authors generated their ``meta_archs`` list.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -50,6 +51,7 @@ class Cell:
 
 def parse_cell(text: str) -> Cell:
     """Parse a canonical TSS string, naming what is wrong on failure."""
+
     def fail(why: str) -> InvalidArchitectureError:
         return InvalidArchitectureError(
             f"nats-tss: cannot parse {text!r}: {why} "
@@ -187,7 +189,7 @@ class NatsTSS(SearchSpace[Cell]):
         return out
 
     # -- Optuna encoding: one categorical per edge ------------------------------------------------
-    def suggest(self, trial: "optuna.Trial") -> Cell:
+    def suggest(self, trial: optuna.Trial) -> Cell:
         return Cell(tuple(trial.suggest_categorical(name, OPS) for name in PARAM_NAMES))
 
     def decode(self, params: dict[str, Any]) -> Cell:
@@ -206,7 +208,7 @@ class NatsTSS(SearchSpace[Cell]):
         reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
         return widths, reductions
 
-    def build(self, arch: Cell, num_classes: int = 10) -> "nn.Module":
+    def build(self, arch: Cell, num_classes: int = 10) -> nn.Module:
         widths, reductions = self._layout()
         return CellNetwork(arch.ops, widths, reductions, num_classes)
 

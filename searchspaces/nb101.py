@@ -19,15 +19,17 @@ different values with one key. NAS-Bench-101 has no official index, so ``from_in
 ``index_of`` refuse; iteration enumerates the space lazily in this module's own order (one cell
 per hash; the full pass takes a few minutes).
 """
+
 from __future__ import annotations
 
 import hashlib
 import itertools
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from numbers import Real
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,8 +52,10 @@ EDGE_PARAMS = tuple(f"e{i}-{j}" for i in range(MAX_VERTICES) for j in range(i + 
 OP_PARAMS = tuple(f"op{v}" for v in range(1, MAX_VERTICES - 1))
 
 _HASH_RE = re.compile(r"[0-9a-f]{32}", re.IGNORECASE)
-_FORMAT_HINT = "expected rows of 0/1 joined by '-', ':', then ops joined by ',' " \
+_FORMAT_HINT = (
+    "expected rows of 0/1 joined by '-', ':', then ops joined by ',' "
     "like '0110-0001-0001-0000:input,conv3x3-bn-relu,maxpool3x3,output'"
+)
 
 
 def _describe(matrix: Any, ops: Any) -> str:
@@ -101,8 +105,10 @@ def _check_spec(matrix: Any, ops: Any) -> tuple[Any, str]:
             if not (isinstance(x, (Real, np.bool_)) and x in (0, 1)):
                 return None, f"entry ({i}, {j}) is {x!r} (expected 0 or 1)"
             if x and j <= i:
-                return None, (f"edge ({i}, {j}) is on or below the diagonal (expected an "
-                              "upper-triangular matrix: edges go from lower to higher vertices)")
+                return None, (
+                    f"edge ({i}, {j}) is on or below the diagonal (expected an "
+                    "upper-triangular matrix: edges go from lower to higher vertices)"
+                )
     if isinstance(ops, (str, bytes)):
         return None, "ops must be a list of op names, not a string"
     try:
@@ -176,14 +182,18 @@ def module_hash(matrix: Sequence[Sequence[int]], labels: Sequence[int]) -> str:
     ins = [[u for u in range(n) if matrix[u][v]] for v in range(n)]
     outs = [[w for w in range(n) if matrix[v][w]] for v in range(n)]
     hashes = [
-        hashlib.md5(str((len(outs[v]), len(ins[v]), int(labels[v]))).encode("utf-8")).hexdigest()
-        for v in range(n)
+        hashlib.md5(str((len(outs[v]), len(ins[v]), int(labels[v]))).encode("utf-8")).hexdigest() for v in range(n)
     ]
     for _ in range(n):
         hashes = [
             hashlib.md5(
-                ("".join(sorted(hashes[u] for u in ins[v])) + "|"
-                 + "".join(sorted(hashes[w] for w in outs[v])) + "|" + hashes[v]).encode("utf-8")
+                (
+                    "".join(sorted(hashes[u] for u in ins[v]))
+                    + "|"
+                    + "".join(sorted(hashes[w] for w in outs[v]))
+                    + "|"
+                    + hashes[v]
+                ).encode("utf-8")
             ).hexdigest()
             for v in range(n)
         ]
@@ -192,6 +202,7 @@ def module_hash(matrix: Sequence[Sequence[int]], labels: Sequence[int]) -> str:
 
 def parse_cell(text: str) -> Cell:
     """Parse the canonical string (see the module docstring)."""
+
     def fail(why: str) -> InvalidArchitectureError:
         return InvalidArchitectureError(f"nb101: cannot parse {text!r}: {why} ({_FORMAT_HINT})")
 
@@ -275,9 +286,7 @@ class NB101(SearchSpace[Cell]):
     name = "nb101"
     description = "NAS-Bench-101: 423,624 cells, DAGs of <= 7 vertices and <= 9 edges, 3 ops"
 
-    def __init__(
-        self, stem_channels: int = 128, num_stacks: int = 3, modules_per_stack: int = 3
-    ) -> None:
+    def __init__(self, stem_channels: int = 128, num_stacks: int = 3, modules_per_stack: int = 3) -> None:
         self.stem_channels = stem_channels
         self.num_stacks = num_stacks
         self.modules_per_stack = modules_per_stack
@@ -329,8 +338,7 @@ class NB101(SearchSpace[Cell]):
         if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
             return self.from_index(int(ref))
         raise InvalidArchitectureError(
-            f"nb101: cannot read {ref!r} as a cell (expected a Cell, a spec string or "
-            "a (matrix, ops) pair)"
+            f"nb101: cannot read {ref!r} as a cell (expected a Cell, a spec string or a (matrix, ops) pair)"
         )
 
     def validate(self, arch: Cell) -> Cell:
@@ -390,7 +398,7 @@ class NB101(SearchSpace[Cell]):
         return options[int(rng.integers(len(options)))]
 
     # -- Optuna: 21 binary edges and 5 ops over a full 7-vertex graph ----------------------------
-    def suggest(self, trial: "optuna.Trial") -> Cell:
+    def suggest(self, trial: optuna.Trial) -> Cell:
         """Raises :class:`InvalidArchitectureError` when the drawn spec is invalid (about 27% of
         uniformly random draws): the caller decides whether that trial fails or is pruned."""
         params = {name: trial.suggest_categorical(name, (0, 1)) for name in EDGE_PARAMS}
@@ -425,13 +433,15 @@ class NB101(SearchSpace[Cell]):
         return params
 
     # -- network ----------------------------------------------------------------------------------
-    def build(self, arch: Cell, num_classes: int = 10) -> "nn.Module":
-        return NB101Network(arch.matrix, arch.ops, num_classes, self.stem_channels,
-                            self.num_stacks, self.modules_per_stack)
+    def build(self, arch: Cell, num_classes: int = 10) -> nn.Module:
+        return NB101Network(
+            arch.matrix, arch.ops, num_classes, self.stem_channels, self.num_stacks, self.modules_per_stack
+        )
 
     def num_params(self, arch: Cell, num_classes: int = 10) -> int:
-        return network_params(arch.matrix, arch.ops, num_classes, self.stem_channels,
-                              self.num_stacks, self.modules_per_stack)
+        return network_params(
+            arch.matrix, arch.ops, num_classes, self.stem_channels, self.num_stacks, self.modules_per_stack
+        )
 
 
 def random_spec(rng: np.random.Generator) -> Cell:

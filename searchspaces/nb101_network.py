@@ -19,10 +19,11 @@ Inside a module (the cell's pruned graph, vertices in topological order):
 The functions here take a plain ``(matrix, ops)`` pair (pruned, as ``Cell`` stores it) so that
 the space module can depend on this one and not the other way round.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -6,9 +6,10 @@ benchmark's own model code (``stem``, ``cells.i.layers.j.op``, ``lastact``, ``cl
 official trained weights load with ``load_state_dict`` and NEAR-style hooks see the same modules
 in the same order. ``forward`` returns logits only.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -98,9 +99,7 @@ class InferCell(nn.Module):
 
     def __init__(self, ops: Sequence[str], c_in: int, c_out: int) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(
-            make_op(op, c_in if src == 0 else c_out, c_out) for op, (src, _) in zip(ops, EDGES)
-        )
+        self.layers = nn.ModuleList(make_op(op, c_in if src == 0 else c_out, c_out) for op, (src, _) in zip(ops, EDGES))
         self.in_dim, self.out_dim = c_in, c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,9 +139,7 @@ class CellNetwork(nn.Module):
     reduction blocks. The stem outputs ``widths[0]`` channels.
     """
 
-    def __init__(
-        self, ops: Sequence[str], widths: Sequence[int], reductions: Sequence[bool], num_classes: int
-    ) -> None:
+    def __init__(self, ops: Sequence[str], widths: Sequence[int], reductions: Sequence[bool], num_classes: int) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(3, widths[0], kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(widths[0])
@@ -182,9 +179,7 @@ def _op_params(name: str, c_in: int, c_out: int) -> int:
     return 0  # none
 
 
-def cell_network_params(
-    ops: Sequence[str], widths: Sequence[int], reductions: Sequence[bool], num_classes: int
-) -> int:
+def cell_network_params(ops: Sequence[str], widths: Sequence[int], reductions: Sequence[bool], num_classes: int) -> int:
     """Trainable parameters of :class:`CellNetwork`, without building it."""
     total = 27 * widths[0] + _bn(widths[0])  # stem
     c_prev = widths[0]
@@ -192,9 +187,7 @@ def cell_network_params(
         if reduction:
             total += 9 * c_prev * width + _bn(width) + 9 * width * width + _bn(width) + c_prev * width
         else:
-            total += sum(
-                _op_params(op, c_prev if src == 0 else width, width) for op, (src, _) in zip(ops, EDGES)
-            )
+            total += sum(_op_params(op, c_prev if src == 0 else width, width) for op, (src, _) in zip(ops, EDGES))
         c_prev = width
     return total + _bn(c_prev) + c_prev * num_classes + num_classes
 
@@ -233,8 +226,10 @@ def cell_network_flops(
             side //= 2
             total += (9 * c_prev * width + 9 * width * width + c_prev * width) * side * side
         else:
-            total += side * side * sum(
-                _op_macs(op, c_prev if src == 0 else width, width) for op, (src, _) in zip(ops, EDGES)
+            total += (
+                side
+                * side
+                * sum(_op_macs(op, c_prev if src == 0 else width, width) for op, (src, _) in zip(ops, EDGES))
             )
         c_prev = width
     return total + c_prev * num_classes + num_classes  # linear head with bias

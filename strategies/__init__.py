@@ -8,6 +8,7 @@
 This package never imports ``nas.benchmarks``: the search never sees an accuracy. The CLI joins
 the chosen architectures with a benchmark table afterwards.
 """
+
 from __future__ import annotations
 
 from nas.strategies.evolution import RegularizedEvolutionSampler, tournament

@@ -18,6 +18,7 @@ A child the study has already seen is redrawn (a new tournament, a new mutation)
 >>> len(study.trials)
 30
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -47,8 +48,7 @@ class Member:
     value: float
 
 
-def tournament(population: Sequence[Member], size: int, rng: np.random.Generator,
-               maximize: bool = True) -> Member:
+def tournament(population: Sequence[Member], size: int, rng: np.random.Generator, maximize: bool = True) -> Member:
     """The best of ``size`` members drawn without replacement (all of them if fewer)."""
     if not population:
         raise ValueError("tournament on an empty population")
@@ -60,13 +60,15 @@ def tournament(population: Sequence[Member], size: int, rng: np.random.Generator
 class RegularizedEvolutionSampler(BaseSampler):
     """Regularised (aging) evolution over a search space's own mutation (single objective)."""
 
-    def __init__(self, space: SearchSpace, population: int = 20, tournament: int = 5,
-                 seed: int | None = None, redraws: int = 20) -> None:
+    def __init__(
+        self, space: SearchSpace, population: int = 20, tournament: int = 5, seed: int | None = None, redraws: int = 20
+    ) -> None:
         if population < 2:
             raise NasError(f"evolution: population must be at least 2, got {population}")
         if not 1 <= tournament <= population:
-            raise NasError(f"evolution: tournament must be between 1 and the population ({population}), "
-                           f"got {tournament}")
+            raise NasError(
+                f"evolution: tournament must be between 1 and the population ({population}), got {tournament}"
+            )
         self.space = space
         self.population = population
         self.tournament = tournament
@@ -120,7 +122,7 @@ class RegularizedEvolutionSampler(BaseSampler):
         history = self.history(study)
         seen = self._seen(study)
         maximize = study.direction == StudyDirection.MAXIMIZE
-        population = history[-self.population:]
+        population = history[-self.population :]
         child = None
         for _ in range(self.redraws + 1):
             if len(history) < self.population:
@@ -136,12 +138,14 @@ class RegularizedEvolutionSampler(BaseSampler):
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return {}
 
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return {}
 
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
         params = self._proposals.get(trial._trial_id)
         if params is None:
             params = self.space.encode(self.propose(study))
@@ -150,8 +154,7 @@ class RegularizedEvolutionSampler(BaseSampler):
             raise NasError(f"evolution: the {self.space.name} encoding has no parameter {param_name!r}")
         return params[param_name]
 
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
         self._proposals.pop(trial._trial_id, None)
 
     def reseed_rng(self) -> None:

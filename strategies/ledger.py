@@ -20,6 +20,7 @@ claims at lower positions only, and a trial decides only once every *running* tr
 number has claimed. So every process computes the same roles, the budget is exact with any number
 of workers, and no architecture is scored twice within a study.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -61,9 +62,9 @@ class Evaluation:
     """One unique architecture the search scored (its first finished attempt)."""
 
     position: int
-    number: int                      # the trial that scored it
+    number: int  # the trial that scored it
     key: str
-    arch: str                        # canonical string
+    arch: str  # canonical string
     index: int | None
     params: int | None
     values: tuple[float, ...] | None  # None: the score failed
@@ -94,8 +95,11 @@ class Ledger:
     # -- deciding ----------------------------------------------------------------------------------
     def unclaimed_running_below(self, number: int) -> list[FrozenTrial]:
         """Running trials with a lower number that have not claimed yet (a trial waits for them)."""
-        return [t for t in self.trials
-                if t.number < number and t.state == TrialState.RUNNING and t.number not in self.claims]
+        return [
+            t
+            for t in self.trials
+            if t.number < number and t.state == TrialState.RUNNING and t.number not in self.claims
+        ]
 
     def decide(self, key: str, position: int, budget: int) -> str:
         """The role of a new trial proposing ``key`` at ``position`` under ``budget``."""
@@ -160,8 +164,14 @@ def evaluation_of(trial: FrozenTrial, position: int) -> Evaluation:
     attrs = trial.user_attrs
     values = tuple(trial.values) if trial.state == TrialState.COMPLETE and trial.values else None
     claim = claim_of(trial)
-    return Evaluation(position=position, number=trial.number, key=str(claim.arch if claim else ""),
-                      arch=str(attrs.get("arch", claim.arch if claim else "")), index=attrs.get("index"),
-                      params=attrs.get("params"), values=values, scores=dict(attrs.get("scores", {})),
-                      reason=str(attrs.get("failed", "")))
-
+    return Evaluation(
+        position=position,
+        number=trial.number,
+        key=str(claim.arch if claim else ""),
+        arch=str(attrs.get("arch", claim.arch if claim else "")),
+        index=attrs.get("index"),
+        params=attrs.get("params"),
+        values=values,
+        scores=dict(attrs.get("scores", {})),
+        reason=str(attrs.get("failed", "")),
+    )

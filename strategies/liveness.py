@@ -7,6 +7,7 @@ storages notice the stopped heartbeat instead (Optuna's ``fail_stale_trials``). 
 claim, so the budget is neither lost nor spent twice. Nothing else is retried: a trial that had
 not claimed an architecture yet had spent nothing.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -88,20 +89,21 @@ class TaggingSampler(BaseSampler):
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return self.sampler.infer_relative_search_space(study, trial)
 
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return self.sampler.sample_relative(study, trial, search_space)
 
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
         return self.sampler.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         study._storage.set_trial_user_attr(trial._trial_id, WORKER, self.worker)
         self.sampler.before_trial(study, trial)
 
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
         self.sampler.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
@@ -115,9 +117,15 @@ def retry_trial(study: Study, trial: FrozenTrial) -> None:
     if claim is None or claim.role != "evaluate":
         return
     user_attrs = {k: v for k, v in trial.user_attrs.items() if k in (CLAIM, "arch", "index", "params")}
-    study.add_trial(optuna.trial.create_trial(
-        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        user_attrs=user_attrs, system_attrs={RETRY_OF: trial.number}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=user_attrs,
+            system_attrs={RETRY_OF: trial.number},
+        )
+    )
 
 
 def _fail(study: Study, trial: FrozenTrial) -> bool:

@@ -13,10 +13,11 @@ a search reuses scores computed earlier under the same protocol, and scores it c
 later commands. Repeated architectures are served from the study (see :mod:`.ledger`) and do not
 spend the budget.
 """
+
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from nas.scoring import Scorer, proxy_label
 from nas.store import ScoreStore
 from nas.strategies.ledger import CLAIM, Claim, Ledger, claim_of
 from nas.strategies.liveness import fail_dead_trials
+
+logger = logging.getLogger("nas.strategies")
 
 if TYPE_CHECKING:
     from nas.searchspaces.base import SearchSpace
@@ -72,13 +75,16 @@ def parse_objectives(objectives: str | None, proxy: str | None) -> list[Objectiv
     name a proxy (``near``, ``synflow(...)``); ``proxy``, when given with it, must be one of them."""
     if not objectives:
         if not proxy:
-            raise NasError("say what to optimise: {proxy} NAME (or {objectives} NAME,params)",
-                           params=("proxy", "objectives"))
+            raise NasError(
+                "say what to optimise: {proxy} NAME (or {objectives} NAME,params)", params=("proxy", "objectives")
+            )
         specs = parse_proxy_spec(proxy)
         if len(specs) > 1:
-            raise NasError(f"{{proxy}} takes one proxy, got {proxy!r}; for several objectives use "
-                           f"{{objectives}} {proxy} (multi-objective, e.g. with {{sampler}} nsga2)",
-                           params=("proxy", "objectives", "sampler"))
+            raise NasError(
+                f"{{proxy}} takes one proxy, got {proxy!r}; for several objectives use "
+                f"{{objectives}} {proxy} (multi-objective, e.g. with {{sampler}} nsga2)",
+                params=("proxy", "objectives", "sampler"),
+            )
         name, params = specs[0]
         proxy_class(name)  # unknown proxy -> error now
         return [ObjectiveSpec(name, tuple(sorted(params.items())))]
@@ -94,7 +100,9 @@ def parse_objectives(objectives: str | None, proxy: str | None) -> list[Objectiv
     if proxy:
         wanted = parse_objectives(None, proxy)[0]
         if wanted not in out:
-            raise NasError(f"{{proxy}} {proxy} is not among {{objectives}} {objectives}", params=("proxy", "objectives"))
+            raise NasError(
+                f"{{proxy}} {proxy} is not among {{objectives}} {objectives}", params=("proxy", "objectives")
+            )
         out.remove(wanted)
         out.insert(0, wanted)
     return out
@@ -122,10 +130,20 @@ class ProxyObjective:
     proposed ``max_repeats`` repeated architectures in a row (it has converged).
     """
 
-    def __init__(self, space: SearchSpace, objectives: Sequence[ObjectiveSpec], inputs: InputSpec, *,
-                 budget: int, store: ScoreStore | None = None, score_seed: int = 0,
-                 num_classes: int | None = None, max_repeats: int = 100, wait_timeout: float = 600.0,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[ObjectiveSpec],
+        inputs: InputSpec,
+        *,
+        budget: int,
+        store: ScoreStore | None = None,
+        score_seed: int = 0,
+        num_classes: int | None = None,
+        max_repeats: int = 100,
+        wait_timeout: float = 600.0,
+        device: str = "cpu",
+    ) -> None:
         if not objectives:
             raise NasError("no objective given")
         if budget < 1:
@@ -139,16 +157,19 @@ class ProxyObjective:
         self.num_classes = num_classes or inputs.info.num_classes
         self.proxies = [get_proxy(o.name, **dict(o.params)) for o in self.objectives if not o.cost]
         # the scorer scores per network: an ensemble's components, each once
-        self.scorer = (Scorer(space, self.proxies, inputs, seed=score_seed, num_classes=self.num_classes,
-                              device=device)
-                       if self.proxies else None)
+        self.scorer = (
+            Scorer(space, self.proxies, inputs, seed=score_seed, num_classes=self.num_classes, device=device)
+            if self.proxies
+            else None
+        )
         self.store = store if store is not None else ScoreStore()
         self.score_seed = score_seed
+        self.device = device
         self._by_label = {proxy_label(p): p for p in self.proxies}
         self._rankers: dict[str, ReferenceRanks] = {}
         self.stop_reason: str | None = None
-        self.evaluated = 0      # evaluations this process made
-        self.store_hits = 0     # of which scores came from the store
+        self.evaluated = 0  # evaluations this process made
+        self.store_hits = 0  # of which scores came from the store
         self._repeats_in_a_row = 0
 
     @property
@@ -179,8 +200,9 @@ class ProxyObjective:
             results = self.scorer.score(arch, missing)
             for proxy in missing:
                 label = proxy_label(proxy)
-                self.store.put(self.space.name, key, self.scorer.digest(proxy), label, results[label],
-                               self.scorer.protocol(proxy))
+                self.store.put(
+                    self.space.name, key, self.scorer.digest(proxy), label, results[label], self.scorer.protocol(proxy)
+                )
                 out[label] = results[label]
         else:
             self.store_hits += 1
@@ -219,11 +241,22 @@ class ProxyObjective:
             from nas.scoring import score_many, select_archs
 
             archs = select_archs(self.space, ensemble.params["reference"], self.score_seed)
-            scorer = Scorer(self.space, ensemble.components, self.inputs, seed=self.score_seed,
-                            num_classes=self.num_classes)
+            scorer = Scorer(
+                self.space,
+                ensemble.components,
+                self.inputs,
+                seed=self.score_seed,
+                num_classes=self.num_classes,
+                device=self.device,
+            )
             if progress:
-                print(f"{label}: scoring its reference sample of {len(archs)} {self.space.name} "
-                      f"architectures (seed {self.score_seed}; stored, so only once)", file=sys.stderr)
+                logger.warning(
+                    "%s: scoring its reference sample of %d %s architectures (seed %d; stored, so only once)",
+                    label,
+                    len(archs),
+                    self.space.name,
+                    self.score_seed,
+                )
             scores = score_many(scorer, archs, self.store, progress=progress)
             keys = [self.space.key(a) for a in archs]
             columns = [[_score_or_nan(scores[c.label()].get(k)) for k in keys] for c in ensemble.components]
@@ -267,8 +300,9 @@ class ProxyObjective:
         self._describe(trial, arch)
         scores = self.scores(arch)
         self.evaluated += 1
-        trial.set_user_attr("scores", {label: (None if r.score != r.score else float(r.score))
-                                       for label, r in scores.items()})
+        trial.set_user_attr(
+            "scores", {label: (None if r.score != r.score else float(r.score)) for label, r in scores.items()}
+        )
         try:
             values = self.values(arch, scores)
         except ScoreFailed as err:
@@ -289,8 +323,9 @@ class ProxyObjective:
     def _repeated(self) -> None:
         self._repeats_in_a_row += 1
         if self._repeats_in_a_row >= self.max_repeats:
-            self.stop_reason = (f"{self._repeats_in_a_row} repeated or invalid proposals in a row "
-                                f"(the sampler has converged)")
+            self.stop_reason = (
+                f"{self._repeats_in_a_row} repeated or invalid proposals in a row (the sampler has converged)"
+            )
 
     def _wait_for_lower_claims(self, trial: optuna.Trial) -> Ledger:
         """The ledger once every running trial with a lower number has claimed."""
@@ -306,7 +341,8 @@ class ProxyObjective:
                 fail_dead_trials(trial.study, pending)
                 next_check = now + 1.0
             if now - start > self.wait_timeout:
-                raise NasError(f"trial {pending[0].number} has not claimed an architecture for "
-                               f"{self.wait_timeout:.0f} s; is its worker hung?")
+                raise NasError(
+                    f"trial {pending[0].number} has not claimed an architecture for "
+                    f"{self.wait_timeout:.0f} s; is its worker hung?"
+                )
             time.sleep(0.02)
-

@@ -3,6 +3,7 @@
 Directions are ``"maximize"`` / ``"minimize"`` per objective, as Optuna names them. Failed
 evaluations (no value) are never ranked.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -10,9 +10,11 @@ A study is named by everything its values depend on (space, objectives and their
 sampler and its options, seed), so the same command finds the same study and continues it:
 ``trials`` is the total number of unique evaluations the study should hold.
 """
+
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing as mp
 import os
 import re
@@ -33,6 +35,8 @@ from nas.strategies.liveness import TaggingSampler, fail_dead_trials, recover
 from nas.strategies.objective import ObjectiveSpec, ProxyObjective
 from nas.strategies.samplers import canonical_sampler, is_multi_objective, make_sampler
 from nas.strategies.storage import DEFAULT_HEARTBEAT, normalize_url, open_storage
+
+logger = logging.getLogger("nas.strategies")
 
 CONFIG_ATTR = "zcnas.config"
 #: How often a worker looks for dead siblings between trials (and always before it stops).
@@ -78,8 +82,10 @@ class SearchConfig:
         if len(self.objectives) > 1 and self.sampler_object is None and not is_multi_objective(self.sampler):
             from nas.strategies.samplers import MULTI_OBJECTIVE
 
-            raise NasError(f"sampler {self.sampler} optimises one objective; for "
-                           f"{len(self.objectives)} objectives use one of {', '.join(MULTI_OBJECTIVE)}")
+            raise NasError(
+                f"sampler {self.sampler} optimises one objective; for "
+                f"{len(self.objectives)} objectives use one of {', '.join(MULTI_OBJECTIVE)}"
+            )
 
     @property
     def labels(self) -> list[str]:
@@ -92,11 +98,16 @@ class SearchConfig:
     def identity(self) -> dict[str, Any]:
         """Everything the study's values depend on (JSON)."""
         uses_inputs = any(not o.cost for o in self.objectives)
-        return {"space": self.space, "objectives": [o.as_dict() for o in self.objectives],
-                "sampler": self.sampler, "sampler_options": dict(self.sampler_options), "seed": self.seed,
-                "inputs": self.inputs.protocol() if uses_inputs else None,
-                "score_seed": self.score_seed if uses_inputs else None,
-                "num_classes": self.num_classes or self.inputs.info.num_classes}
+        return {
+            "space": self.space,
+            "objectives": [o.as_dict() for o in self.objectives],
+            "sampler": self.sampler,
+            "sampler_options": dict(self.sampler_options),
+            "seed": self.seed,
+            "inputs": self.inputs.protocol() if uses_inputs else None,
+            "score_seed": self.score_seed if uses_inputs else None,
+            "num_classes": self.num_classes or self.inputs.info.num_classes,
+        }
 
     def default_study_name(self) -> str:
         labels = re.sub(r"[^A-Za-z0-9_.=+-]+", "", "+".join(self.labels))
@@ -109,10 +120,10 @@ class RunOptions:
     """How to run a study (none of it changes its values)."""
 
     trials: int
-    storage: str | None = None      # URL; None: sqlite under $NAS_HOME
-    study: str | None = None        # None: SearchConfig.default_study_name()
+    storage: str | None = None  # URL; None: sqlite under $NAS_HOME
+    study: str | None = None  # None: SearchConfig.default_study_name()
     workers: int = 1
-    store: str | None = None        # score store URL; None: the default store
+    store: str | None = None  # score store URL; None: the default store
     max_repeats: int = 100
     threads: int = 1
     heartbeat: int = DEFAULT_HEARTBEAT
@@ -136,13 +147,13 @@ class SearchRun:
     labels: list[str]
     directions: list[str]
     evaluations: list[Evaluation]
-    trials: int                     # the budget asked for
-    total_trials: int               # Optuna trials in the study (repeats included)
-    repeats: int                    # trials served from earlier evaluations
+    trials: int  # the budget asked for
+    total_trials: int  # Optuna trials in the study (repeats included)
+    repeats: int  # trials served from earlier evaluations
     wall_time_s: float
     stop_reason: str
     interrupted: bool = False
-    store_hits: int = 0             # evaluations this run whose scores were already stored
+    store_hits: int = 0  # evaluations this run whose scores were already stored
 
     @property
     def complete(self) -> bool:
@@ -162,8 +173,9 @@ def open_study(config: SearchConfig, options: RunOptions, sampler: Any = None, c
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if create:
             try:
-                study = optuna.create_study(storage=storage, study_name=name, directions=config.directions,
-                                            sampler=sampler, load_if_exists=True)
+                study = optuna.create_study(
+                    storage=storage, study_name=name, directions=config.directions, sampler=sampler, load_if_exists=True
+                )
             finally:
                 optuna.logging.set_verbosity(verbosity)
         else:
@@ -181,8 +193,10 @@ def open_study(config: SearchConfig, options: RunOptions, sampler: Any = None, c
         study.set_user_attr(CONFIG_ATTR, identity)
     elif stored != identity:
         diff = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
-        raise NasError(f"study {name!r} was made with other settings ({', '.join(diff)} differ: "
-                       f"{', '.join(f'{k}={stored.get(k)!r}' for k in diff)}); choose another --study")
+        raise NasError(
+            f"study {name!r} was made with other settings ({', '.join(diff)} differ: "
+            f"{', '.join(f'{k}={stored.get(k)!r}' for k in diff)}); choose another --study"
+        )
     if [d.name.lower() for d in study.directions] != config.directions:
         raise NasError(f"study {name!r} optimises {len(study.directions)} objective(s) in other directions")
     return study
@@ -201,8 +215,13 @@ def _done(ledger: Ledger, trials: int) -> bool:
 
 
 # -- one worker ------------------------------------------------------------------------------------
-def work(config: SearchConfig, options: RunOptions, worker: int = 0, existing_trials: int = 0,
-         on_trial: Callable[[Ledger], None] | None = None) -> dict[str, Any]:
+def work(
+    config: SearchConfig,
+    options: RunOptions,
+    worker: int = 0,
+    existing_trials: int = 0,
+    on_trial: Callable[[Ledger], None] | None = None,
+) -> dict[str, Any]:
     """Run trials in this process until the budget is claimed (or the sampler stops or
     converges); returns ``{"stop_reason", "evaluated", "store_hits"}``."""
     import optuna
@@ -220,10 +239,17 @@ def work(config: SearchConfig, options: RunOptions, worker: int = 0, existing_tr
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             space = get_space(config.space)
-            objective = ProxyObjective(space, config.objectives, config.inputs, budget=options.trials,
-                                       store=ScoreStore(options.store), score_seed=config.score_seed,
-                                       num_classes=config.num_classes, max_repeats=options.max_repeats,
-                                       device=config.device)
+            objective = ProxyObjective(
+                space,
+                config.objectives,
+                config.inputs,
+                budget=options.trials,
+                store=ScoreStore(options.store),
+                score_seed=config.score_seed,
+                num_classes=config.num_classes,
+                max_repeats=options.max_repeats,
+                device=config.device,
+            )
             if objective.scorer is not None:
                 _ = objective.scorer.batch  # read the inputs now: a bad --data fails before any trial
             if config.sampler_object is not None:
@@ -231,8 +257,12 @@ def work(config: SearchConfig, options: RunOptions, worker: int = 0, existing_tr
                 if worker or existing_trials:
                     sampler.reseed_rng()  # as Optuna does for parallel jobs: no replayed proposals
             else:
-                sampler = make_sampler(config.sampler, worker_seed(config.seed, worker, existing_trials),
-                                       space=space, **dict(config.sampler_options))
+                sampler = make_sampler(
+                    config.sampler,
+                    worker_seed(config.seed, worker, existing_trials),
+                    space=space,
+                    **dict(config.sampler_options),
+                )
             study = open_study(config, options, TaggingSampler(sampler), create=False)
 
             last_check = [0.0]
@@ -272,7 +302,7 @@ def _worker_process(config: SearchConfig, options: RunOptions, worker: int, exis
     except KeyboardInterrupt:
         sys.exit(130)
     except NasError as err:
-        print(f"nas: error: worker {worker}: {err}", file=sys.stderr)
+        logger.error("nas: error: worker %d: %s", worker, err)
         queue.put((worker, {"error": str(err)}))
         sys.exit(2)
 
@@ -288,8 +318,7 @@ class _Progress:
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=min(initial, total), desc="search", unit="arch",
-                            dynamic_ncols=True)
+            self.bar = tqdm(total=total, initial=min(initial, total), desc="search", unit="arch", dynamic_ncols=True)
 
     def update(self, ledger: Ledger) -> None:
         if self.bar is None:
@@ -349,10 +378,20 @@ def run_search(config: SearchConfig, options: RunOptions, progress: bool = False
     finished = len(Ledger.read(study).evaluations())
     if not interrupted and reason == "budget" and finished < options.trials:
         killed = [r["killed"] for r in results if "killed" in r]
-        reason = (f"incomplete: {finished} of {options.trials} evaluations"
-                  + (f" ({'; '.join(killed)})" if killed else "") + "; rerun to resume")
-    return _summary(study, config, options, time.perf_counter() - start, reason, interrupted,
-                    sum(r.get("store_hits", 0) for r in results))
+        reason = (
+            f"incomplete: {finished} of {options.trials} evaluations"
+            + (f" ({'; '.join(killed)})" if killed else "")
+            + "; rerun to resume"
+        )
+    return _summary(
+        study,
+        config,
+        options,
+        time.perf_counter() - start,
+        reason,
+        interrupted,
+        sum(r.get("store_hits", 0) for r in results),
+    )
 
 
 def _prepare_objective(config: SearchConfig, options: RunOptions, progress: bool) -> None:
@@ -363,19 +402,34 @@ def _prepare_objective(config: SearchConfig, options: RunOptions, progress: bool
 
     if not any(not o.cost and proxy_class(o.name).population for o in config.objectives):
         return
-    objective = ProxyObjective(get_space(config.space), config.objectives, config.inputs, budget=options.trials,
-                               store=ScoreStore(options.store), score_seed=config.score_seed,
-                               num_classes=config.num_classes)
+    objective = ProxyObjective(
+        get_space(config.space),
+        config.objectives,
+        config.inputs,
+        budget=options.trials,
+        store=ScoreStore(options.store),
+        score_seed=config.score_seed,
+        num_classes=config.num_classes,
+    )
     objective.prepare(progress)
 
 
-def _run_processes(config: SearchConfig, options: RunOptions, existing: int, workers: int, study: Any,
-                   bar: _Progress, results: list[dict[str, Any]]) -> bool:
+def _run_processes(
+    config: SearchConfig,
+    options: RunOptions,
+    existing: int,
+    workers: int,
+    study: Any,
+    bar: _Progress,
+    results: list[dict[str, Any]],
+) -> bool:
     """Start ``workers`` spawned processes and wait for them; True if interrupted."""
     ctx = mp.get_context("spawn")  # never fork a process whose torch threads are running
     queue = ctx.SimpleQueue()
-    procs = [ctx.Process(target=_worker_process, args=(config, options, i, existing, queue), daemon=False)
-             for i in range(workers)]
+    procs = [
+        ctx.Process(target=_worker_process, args=(config, options, i, existing, queue), daemon=False)
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     interrupted = False
@@ -410,13 +464,24 @@ def _run_processes(config: SearchConfig, options: RunOptions, existing: int, wor
     return interrupted
 
 
-def _summary(study: Any, config: SearchConfig, options: RunOptions, wall: float, reason: str,
-             interrupted: bool, store_hits: int) -> SearchRun:
+def _summary(
+    study: Any, config: SearchConfig, options: RunOptions, wall: float, reason: str, interrupted: bool, store_hits: int
+) -> SearchRun:
     ledger = Ledger.read(study)
-    return SearchRun(study=study.study_name, storage=str(options.storage), labels=config.labels,
-                     directions=config.directions, evaluations=ledger.evaluations(), trials=options.trials,
-                     total_trials=len(ledger.trials), repeats=ledger.repeats(), wall_time_s=wall,
-                     stop_reason=reason, interrupted=interrupted, store_hits=store_hits)
+    return SearchRun(
+        study=study.study_name,
+        storage=str(options.storage),
+        labels=config.labels,
+        directions=config.directions,
+        evaluations=ledger.evaluations(),
+        trials=options.trials,
+        total_trials=len(ledger.trials),
+        repeats=ledger.repeats(),
+        wall_time_s=wall,
+        stop_reason=reason,
+        interrupted=interrupted,
+        store_hits=store_hits,
+    )
 
 
 def read_search(config: SearchConfig, options: RunOptions) -> SearchRun:

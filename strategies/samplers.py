@@ -5,7 +5,7 @@
 | ``random`` | Optuna's RandomSampler | |
 | ``tpe`` | TPESampler (Optuna 5: multivariate, constant liar) | ``n_startup_trials`` |
 | ``gp`` | GPSampler (Gaussian process, small budgets) | ``n_startup_trials`` |
-| ``nsga2`` | NSGAIISampler (multi-objective, e.g. proxy vs params) | ``population``, ``mutation_prob``, ``crossover_prob`` |
+| ``nsga2`` | NSGAIISampler (several objectives) | ``population``, ``mutation_prob``, ``crossover_prob`` |
 | ``brute`` | BruteForceSampler (every architecture once, in random order) | |
 | ``evolution`` | :class:`~nas.strategies.evolution.RegularizedEvolutionSampler` | ``population``, ``tournament`` |
 
@@ -24,6 +24,7 @@ declared in the ``zcnas.samplers`` entry-point group:
 >>> type(make_sampler("sobol", 0)).__name__
 'QMCSampler'
 """
+
 from __future__ import annotations
 
 import inspect
@@ -77,35 +78,65 @@ def _evolution(seed: int | None, space: SearchSpace | None, **options: Any) -> B
 RANDOM = SamplerKind("random", _optuna("RandomSampler"), (), True, "Optuna's RandomSampler")
 TPE = SamplerKind("tpe", _optuna("TPESampler"), ("n_startup_trials",), True, "TPESampler")
 GP = SamplerKind("gp", _optuna("GPSampler"), ("n_startup_trials",), True, "GPSampler (Gaussian process)")
-NSGA2 = SamplerKind("nsga2", _optuna("NSGAIISampler", {"population": "population_size"}),
-                    ("population", "mutation_prob", "crossover_prob"), True, "NSGAIISampler")
+NSGA2 = SamplerKind(
+    "nsga2",
+    _optuna("NSGAIISampler", {"population": "population_size"}),
+    ("population", "mutation_prob", "crossover_prob"),
+    True,
+    "NSGAIISampler",
+)
 BRUTE = SamplerKind("brute", _optuna("BruteForceSampler"), (), True, "BruteForceSampler")
-EVOLUTION = SamplerKind("evolution", _evolution, ("population", "tournament"), False,
-                        "regularized evolution (Real et al.)")
+EVOLUTION = SamplerKind(
+    "evolution", _evolution, ("population", "tournament"), False, "regularized evolution (Real et al.)"
+)
 
 _BUILTINS = ("random", "tpe", "gp", "nsga2", "brute", "evolution")
 #: Every sampler: the built-ins and plugins (Optuna's others are found by class name).
 SAMPLERS: Registry[SamplerKind] = Registry(
-    "sampler", SAMPLERS_GROUP,
+    "sampler",
+    SAMPLERS_GROUP,
     builtins={name: f"nas.strategies.samplers:{name.upper()}" for name in _BUILTINS},
-    aliases={"bruteforce": "brute", "brute-force": "brute", "brute_force": "brute", "grid": "brute",
-             "nsgaii": "nsga2", "nsga-ii": "nsga2", "nsga": "nsga2", "re": "evolution", "rea": "evolution",
-             "regularized-evolution": "evolution", "regularised-evolution": "evolution", "bo": "gp"},
-    accept=lambda obj: isinstance(obj, SamplerKind))
+    aliases={
+        "bruteforce": "brute",
+        "brute-force": "brute",
+        "brute_force": "brute",
+        "grid": "brute",
+        "nsgaii": "nsga2",
+        "nsga-ii": "nsga2",
+        "nsga": "nsga2",
+        "re": "evolution",
+        "rea": "evolution",
+        "regularized-evolution": "evolution",
+        "regularised-evolution": "evolution",
+        "bo": "gp",
+    },
+    accept=lambda obj: isinstance(obj, SamplerKind),
+)
 #: The built-in samplers that handle several objectives.
 MULTI_OBJECTIVE = ("random", "tpe", "gp", "nsga2", "brute")
 #: Optuna's samplers that handle several objectives (the others optimise one).
-_OPTUNA_MULTI = {"NSGAIIISampler", "QMCSampler", "RandomSampler", "TPESampler", "GPSampler",
-                 "NSGAIISampler", "BruteForceSampler"}
+_OPTUNA_MULTI = {
+    "NSGAIIISampler",
+    "QMCSampler",
+    "RandomSampler",
+    "TPESampler",
+    "GPSampler",
+    "NSGAIISampler",
+    "BruteForceSampler",
+}
 
 
-def register_sampler(name: str, *, options: tuple[str, ...] = (), multi_objective: bool = False,
-                     description: str = "") -> Callable[[Callable[..., BaseSampler]], Callable[..., BaseSampler]]:
+def register_sampler(
+    name: str, *, options: tuple[str, ...] = (), multi_objective: bool = False, description: str = ""
+) -> Callable[[Callable[..., BaseSampler]], Callable[..., BaseSampler]]:
     """Register ``make(seed, space, **options) -> optuna.samplers.BaseSampler`` under ``name``."""
 
     def decorate(make: Callable[..., BaseSampler]) -> Callable[..., BaseSampler]:
-        SAMPLERS.add(name, SamplerKind(name, make, tuple(options), multi_objective,
-                                       description or (make.__doc__ or "").strip()), source_of(make))
+        SAMPLERS.add(
+            name,
+            SamplerKind(name, make, tuple(options), multi_objective, description or (make.__doc__ or "").strip()),
+            source_of(make),
+        )
         return make
 
     return decorate
@@ -118,8 +149,11 @@ def _optuna_class_name(name: str) -> str | None:
     key = name.strip().lower().replace("-", "").replace("_", "")
     for attr in dir(optuna.samplers):
         cls = getattr(optuna.samplers, attr)
-        if (isinstance(cls, type) and issubclass(cls, optuna.samplers.BaseSampler)
-                and key in (attr.lower(), attr.lower().removesuffix("sampler"))):
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, optuna.samplers.BaseSampler)
+            and key in (attr.lower(), attr.lower().removesuffix("sampler"))
+        ):
             return attr
     return None
 
@@ -129,15 +163,22 @@ def _kind(name: str) -> SamplerKind:
         return SAMPLERS.get(name)
     cls_name = _optuna_class_name(name)
     if cls_name is None or cls_name == "BaseSampler":
-        raise NasError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS.names())} "
-                       f"or the name of a sampler in optuna.samplers (e.g. qmc, cmaes)")
+        raise NasError(
+            f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS.names())} "
+            f"or the name of a sampler in optuna.samplers (e.g. qmc, cmaes)"
+        )
     import optuna
 
     params = inspect.signature(getattr(optuna.samplers, cls_name)).parameters
     keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     options = tuple(p for p, param in params.items() if p != "seed" and param.kind in keyword)
-    return SamplerKind(cls_name.lower().removesuffix("sampler"), _optuna(cls_name), options,
-                       cls_name in _OPTUNA_MULTI, f"optuna.samplers.{cls_name}")
+    return SamplerKind(
+        cls_name.lower().removesuffix("sampler"),
+        _optuna(cls_name),
+        options,
+        cls_name in _OPTUNA_MULTI,
+        f"optuna.samplers.{cls_name}",
+    )
 
 
 def canonical_sampler(name: str) -> str:
@@ -166,8 +207,9 @@ def check_options(name: str, options: dict[str, Any]) -> str:
     return kind.name
 
 
-def make_sampler(name: str, seed: int | None = None, *, space: SearchSpace | None = None,
-                 **options: Any) -> BaseSampler:
+def make_sampler(
+    name: str, seed: int | None = None, *, space: SearchSpace | None = None, **options: Any
+) -> BaseSampler:
     """A seeded sampler by name; ``options`` as in the table above (unknown ones are an error).
     ``evolution`` needs the ``space`` (it mutates architectures)."""
     import optuna

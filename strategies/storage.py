@@ -11,6 +11,7 @@ worker was killed) is failed by the next worker and, if it was scoring an archit
 again by :func:`nas.strategies.liveness.retry_trial`. Journal files have no heartbeat; there
 the workers check each other's process ids (see :mod:`nas.strategies.liveness`).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -37,7 +38,7 @@ def journal_path(url: str) -> Path | None:
     """The journal file a URL names, or None for an RDB URL."""
     text = url.strip()
     if text.startswith("journal:"):
-        text = text[len("journal:"):]
+        text = text[len("journal:") :]
         text = text.removeprefix("//")
         return Path(text).expanduser().resolve()
     if "://" not in text and text.endswith(_JOURNAL_SUFFIXES):
@@ -57,8 +58,10 @@ def normalize_url(url: str | None) -> str:
     if "://" not in text:
         if text.endswith((".db", ".sqlite", ".sqlite3")):
             return f"sqlite:///{Path(text).expanduser().resolve()}"
-        raise NasError(f"cannot tell what storage {url!r} is; use sqlite:///FILE.db, journal:FILE.log "
-                       f"or an RDB URL such as postgresql://USER@HOST/DB")
+        raise NasError(
+            f"cannot tell what storage {url!r} is; use sqlite:///FILE.db, journal:FILE.log "
+            f"or an RDB URL such as postgresql://USER@HOST/DB"
+        )
     return text
 
 
@@ -78,15 +81,19 @@ def open_storage(url: str | None = None, heartbeat: int = DEFAULT_HEARTBEAT) -> 
             return JournalStorage(JournalFileBackend(str(path)))
         engine_kwargs = {}
         if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(url[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs = {"connect_args": {"timeout": 60}}
         elif url.startswith("postgresql"):
             engine_kwargs = {"pool_pre_ping": True}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
-                grace_period=2 * heartbeat, heartbeat_stale_trial_callback=retry_trial)
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=retry_trial,
+            )
         if url.startswith("sqlite"):
             import sqlalchemy as sa
 
@@ -96,8 +103,10 @@ def open_storage(url: str | None = None, heartbeat: int = DEFAULT_HEARTBEAT) -> 
     except NasError:
         raise
     except Exception as err:  # noqa: BLE001  (driver missing, server down, bad URL: one line for the user)
-        raise NasError(f"cannot open study storage {url!r}: {type(err).__name__}: "
-                       f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}") from None
+        raise NasError(
+            f"cannot open study storage {url!r}: {type(err).__name__}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        ) from None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

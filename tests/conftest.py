@@ -1,5 +1,6 @@
 """Shared fixtures. Real data is read from ../shared/data beside the repository; under CI
 (CI=true) missing data is a failure, never a silent skip."""
+
 from __future__ import annotations
 
 import bz2

@@ -5,6 +5,7 @@ the community ``nasbench.hdf5`` datasets, filled from the real 1,000-cell CSV in
 ``../shared/data/nb101``. They are written independently of the reader so that a round trip
 checks the format, not only self-consistency.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,8 +33,7 @@ def tf_masked_crc(data: bytes) -> int:
 
 def tfrecord_frame(data: bytes) -> bytes:
     length = struct.pack("<Q", len(data))
-    return (length + struct.pack("<I", tf_masked_crc(length)) + data
-            + struct.pack("<I", tf_masked_crc(data)))
+    return length + struct.pack("<I", tf_masked_crc(length)) + data + struct.pack("<I", tf_masked_crc(data))
 
 
 def write_tfrecord(path: Path, payloads) -> list[int]:
@@ -73,8 +73,7 @@ def pb_bytes(field: int, value: bytes) -> bytes:
 
 
 def encode_evaluation(epoch, time_s, train, valid, test, checkpoint="", extra=b"") -> bytes:
-    msg = (pb_double(1, epoch) + pb_double(2, time_s) + pb_double(3, train)
-           + pb_double(4, valid) + pb_double(5, test))
+    msg = pb_double(1, epoch) + pb_double(2, time_s) + pb_double(3, train) + pb_double(4, valid) + pb_double(5, test)
     if checkpoint:
         msg += pb_bytes(6, checkpoint.encode())
     return msg + extra
@@ -100,13 +99,18 @@ def load_csv_rows() -> list[dict]:
             matrix = np.zeros((7, 7), dtype=np.int8)  # the CSV's matrices are n x n
             small = np.array(json.loads(r["adjacency"]), dtype=np.int8)
             matrix[: len(small), : len(small)] = small
-            rows.append({
-                "hash": r["hash"], "n": n, "matrix": matrix,
-                "ops": json.loads(r["ops"]), "params": int(r["params"]),
-                "time108": float(r["train_time_108ep_s"]),
-                "val": {e: float(r[f"val_acc_{e}ep"]) for e in EPOCHS},
-                "raw": r,
-            })
+            rows.append(
+                {
+                    "hash": r["hash"],
+                    "n": n,
+                    "matrix": matrix,
+                    "ops": json.loads(r["ops"]),
+                    "params": int(r["params"]),
+                    "time108": float(r["train_time_108ep_s"]),
+                    "val": {e: float(r[f"val_acc_{e}ep"]) for e in EPOCHS},
+                    "raw": r,
+                }
+            )
     return rows
 
 
@@ -139,11 +143,23 @@ def make_tfrecord(path: Path, rows: list[dict], epochs=EPOCHS, shuffle=True) -> 
                 v = run_values(row, e, seed)
                 evaluations = [
                     encode_evaluation(0.0, 0.0, 0.1, 0.1, 0.1),  # step 0
-                    encode_evaluation(e / 2, v["time"] / 2, v["train"] / 2, v["valid"] / 2,
-                                      v["test"] / 2, extra=pb_key(9, 0) + pb_varint(7)),  # halfway
-                    encode_evaluation(float(e), v["time"], v["train"], v["valid"], v["test"],
-                                      checkpoint=f"/cns/model_dir/{row['hash']}/model.ckpt-{e}",
-                                      extra=pb_key(15, 5) + b"\x01\x02\x03\x04"),  # final
+                    encode_evaluation(
+                        e / 2,
+                        v["time"] / 2,
+                        v["train"] / 2,
+                        v["valid"] / 2,
+                        v["test"] / 2,
+                        extra=pb_key(9, 0) + pb_varint(7),
+                    ),  # halfway
+                    encode_evaluation(
+                        float(e),
+                        v["time"],
+                        v["train"],
+                        v["valid"],
+                        v["test"],
+                        checkpoint=f"/cns/model_dir/{row['hash']}/model.ckpt-{e}",
+                        extra=pb_key(15, 5) + b"\x01\x02\x03\x04",
+                    ),  # final
                 ]
                 metrics = encode_model_metrics(evaluations, row["params"], v["time"] * 1.1)
                 payloads.append(nb101_record(row["hash"], e, row["matrix"], row["ops"], metrics))
@@ -174,7 +190,9 @@ def write_nasbench_hdf5(path: Path, rows: list[dict], drop=(), percent=False):
             "hash": np.array([r["hash"].encode() for r in rows]),
             "num_vertices": np.array([r["n"] for r in rows], dtype=np.int8),
             "trainable_parameters": np.array([r["params"] for r in rows], dtype=np.int32),
-            "adjacency": adjacency, "operations": ops, "metrics": metrics,
+            "adjacency": adjacency,
+            "operations": ops,
+            "metrics": metrics,
         }
         for name, value in datasets.items():
             if name not in drop:

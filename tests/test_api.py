@@ -1,5 +1,6 @@
 """The Python API (``import nas``): it does what the CLI does, on the same store, with the same
 numbers; importing it does nothing; errors name parameters, the CLI spells them as flags."""
+
 from __future__ import annotations
 
 import csv
@@ -12,19 +13,32 @@ import pytest
 from scipy import stats as sps
 
 import nas
-from conftest import require
 from nas.cli import main
 from nas.errors import NasError
 
+from conftest import require
+
 
 def test_import_nas_loads_nothing_heavy():
-    code = ("import sys, nas\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'optuna', 'h5py')"
-            " or m.startswith('nas.')))")
+    code = (
+        "import sys, nas\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'optuna', 'h5py')"
+        " or m.startswith('nas.')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-    assert set(nas.__all__) >= {"score", "correlate", "search", "get_space", "get_proxy", "list_proxies",
-                                "open_table", "Score", "ScoreTable", "SearchRun"}
+    assert set(nas.__all__) >= {
+        "score",
+        "correlate",
+        "search",
+        "get_space",
+        "get_proxy",
+        "list_proxies",
+        "open_table",
+        "Score",
+        "ScoreTable",
+        "SearchRun",
+    }
 
 
 def test_score_returns_a_table_equal_to_the_cli(capsys):
@@ -58,8 +72,9 @@ def test_correlate_and_search_through_the_api(shared_data, tmp_path):
     report = run.report(dataset="cifar10", epochs=200)
     best = report["best"][0]
     assert best["accuracy"]["test"] == accuracy[best["index"]]
-    assert report["report"]["regret"]["test"] == pytest.approx(max(accuracy.values()) - accuracy[best["index"]],
-                                                               abs=1e-4)
+    assert report["report"]["regret"]["test"] == pytest.approx(
+        max(accuracy.values()) - accuracy[best["index"]], abs=1e-4
+    )
     with pytest.raises(NasError, match="name the report's dataset and epochs"):
         run.report()
     png = run.plot(tmp_path / "search.png", dataset="cifar10", epochs=200)
@@ -68,8 +83,13 @@ def test_correlate_and_search_through_the_api(shared_data, tmp_path):
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_search_takes_an_optuna_sampler_object(tmp_path):
-    run = nas.search("nats-tss", "params", sampler=optuna.samplers.QMCSampler(seed=0), trials=4,
-                     storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    run = nas.search(
+        "nats-tss",
+        "params",
+        sampler=optuna.samplers.QMCSampler(seed=0),
+        trials=4,
+        storage=f"sqlite:///{tmp_path / 'studies.db'}",
+    )
     assert len(run.evaluations) == 4 and run.study.startswith("nats-tss-params-optuna.samplers")
     with pytest.raises(NasError, match="sampler must be a name or an optuna.samplers.BaseSampler"):
         nas.search("nats-tss", "params", sampler=42, trials=2)
@@ -86,21 +106,29 @@ def test_library_errors_name_parameters_and_the_cli_spells_flags(capsys):
 
 def test_the_same_proxy_with_other_parameters_reports_its_own_protocol(capsys):
     """`--proxy 'near,near(repetitions=8)'` used to report the default protocol for both."""
-    assert main(["score", "--space", "nats-tss", "--proxy", "params,synflow,synflow(bn=true)", "--archs", "0",
-                 "--json"]) == 0
-    summary = {row["proxy"]: row["protocol"]["proxy"]["params"] for row in json.loads(capsys.readouterr().out)["summary"]}
+    assert (
+        main(["score", "--space", "nats-tss", "--proxy", "params,synflow,synflow(bn=true)", "--archs", "0", "--json"])
+        == 0
+    )
+    summary = {
+        row["proxy"]: row["protocol"]["proxy"]["params"] for row in json.loads(capsys.readouterr().out)["summary"]
+    }
     assert summary["synflow"] == {"bn": False} and summary["synflow(bn=True)"] == {"bn": True}
 
 
 def test_old_spellings_work_with_a_warning(capsys, tmp_path):
-    assert main(["score", "--space", "nats-sss", "--proxy", "params", "--archs", "0", "--dataset", "cifar100",
-                 "--json"]) == 0
+    assert (
+        main(["score", "--space", "nats-sss", "--proxy", "params", "--archs", "0", "--dataset", "cifar100", "--json"])
+        == 0
+    )
     captured = capsys.readouterr()
     assert "--dataset is deprecated here" in captured.err and "use --input-dataset" in captured.err
     assert json.loads(captured.out)["summary"][0]["protocol"]["num_classes"] == 100
     out = tmp_path / "run.json"
-    assert main(["search", "--space", "nats-tss", "--proxy", "params", "--trials", "2", "--json", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(["search", "--space", "nats-tss", "--proxy", "params", "--trials", "2", "--json", str(out), "--quiet"])
+        == 0
+    )
     assert "--json FILE is deprecated" in capsys.readouterr().err and json.loads(out.read_text())["evaluations"] == 2
 
 

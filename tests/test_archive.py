@@ -1,4 +1,5 @@
 """Score archives: a store's scores carried to another store, and checked by recomputing them."""
+
 from __future__ import annotations
 
 import gzip
@@ -56,8 +57,9 @@ def test_export_filters_and_increments_leave_out_what_archives_hold(tmp_path):
     assert export_scores(store, tmp_path / "near.jsonl.gz", proxies=["near"]) == 3
     assert export_scores(store, tmp_path / "tss.jsonl.gz", space="nats-tss", digests=["d2"]) == 1
     store.put("nats-tss", "d", "d1", "near", ProxyResult(2.0, 0.1))
-    written = export_scores(store, tmp_path / "next.jsonl.gz",
-                            exclude=[tmp_path / "near.jsonl.gz", tmp_path / "tss.jsonl.gz"])
+    written = export_scores(
+        store, tmp_path / "next.jsonl.gz", exclude=[tmp_path / "near.jsonl.gz", tmp_path / "tss.jsonl.gz"]
+    )
     assert written == 2  # the new near score and the nb101 one
     assert {r.arch for r in read_archive(tmp_path / "next.jsonl.gz").rows} == {"d", "h"}
     everything = [tmp_path / f"{n}.jsonl.gz" for n in ("near", "tss", "next")]
@@ -70,7 +72,7 @@ def test_import_never_replaces_a_stored_score_and_reports_differences(tmp_path):
     source, target = new_store(tmp_path, "a.db"), new_store(tmp_path, "b.db")
     fill(source)
     export_scores(source, tmp_path / "all.jsonl.gz")
-    target.put("nats-tss", "a", "d1", "near", ProxyResult(9.0, 0.1))     # differs
+    target.put("nats-tss", "a", "d1", "near", ProxyResult(9.0, 0.1))  # differs
     target.put("nats-tss", "a", "d2", "synflow", ProxyResult(1e37 * (1 + 3e-3), 0.1))  # float-order noise only
     report = import_scores(target, [tmp_path / "all.jsonl.gz"])
     assert len(report.added) == 3 and report.present == 2
@@ -78,14 +80,19 @@ def test_import_never_replaces_a_stored_score_and_reports_differences(tmp_path):
     assert target.get("nats-tss", "a", "d1").score == 9.0
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: p.write_bytes(b"not gzip at all"), "corrupt score archive"),
-    (lambda p: p.write_bytes(p.read_bytes()[:-20]), "corrupt score archive"),
-    (lambda p: p.write_bytes(gzip.compress(b'{"format": "other"}\n')), "not a zcnas-scores archive"),
-    (lambda p: p.write_bytes(gzip.compress(b'{"format": "zcnas-scores", "version": 9}\n')), "version 9"),
-    (lambda p: p.write_bytes(gzip.compress(b'{"format": "zcnas-scores", "version": 1}\n["a", 1.0, 0.1]\n')),
-     "before any protocol"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p.write_bytes(b"not gzip at all"), "corrupt score archive"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-20]), "corrupt score archive"),
+        (lambda p: p.write_bytes(gzip.compress(b'{"format": "other"}\n')), "not a zcnas-scores archive"),
+        (lambda p: p.write_bytes(gzip.compress(b'{"format": "zcnas-scores", "version": 9}\n')), "version 9"),
+        (
+            lambda p: p.write_bytes(gzip.compress(b'{"format": "zcnas-scores", "version": 1}\n["a", 1.0, 0.1]\n')),
+            "before any protocol",
+        ),
+    ],
+)
 def test_a_damaged_archive_is_one_line_error_naming_it(tmp_path, damage, message, capsys):
     store = new_store(tmp_path, "a.db")
     fill(store)
@@ -122,8 +129,11 @@ def test_store_commands(tmp_path, capsys):
     fill(ScoreStore(url))
     assert main(["store", "info", "--store", url, "--json"]) == 0
     groups = json.loads(capsys.readouterr().out)["groups"]
-    assert {(g["proxy"], g["scores"], g["failed"]) for g in groups} == {("near", 3, 1), ("synflow", 1, 0),
-                                                                       ("params", 1, 0)}
+    assert {(g["proxy"], g["scores"], g["failed"]) for g in groups} == {
+        ("near", 3, 1),
+        ("synflow", 1, 0),
+        ("params", 1, 0),
+    }
     out = tmp_path / "near.jsonl.gz"
     assert main(["store", "export", str(out), "--store", url, "--proxy", "near"]) == 0
     assert "wrote 3 scores" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """AZ-NAS's expressivity, progressivity and trainability: closed forms on hand-made blocks, the
 failure rules, and agreement with the authors' code on real NATS-TSS reference cells."""
+
 from __future__ import annotations
 
 import csv
@@ -11,13 +12,14 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from conftest import SHARED_DATA, require
 from nas.data import InputSpec, load_batch
 from nas.errors import NasError
 from nas.proxies import evaluate, get_proxy
 from nas.proxies.az_nas import block_expressivity, trainability
 from nas.scoring import build_network
 from nas.searchspaces.nats_tss import NatsTSS
+
+from conftest import SHARED_DATA, require
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -57,14 +59,16 @@ def identity_conv(channels: int) -> nn.Conv2d:
 
 def _batch(x):
     from nas.data import Batch
+
     return Batch(x, torch.zeros(len(x), dtype=torch.long), 10, InputSpec())
 
 
 def test_expressivity_closed_forms():
     # channels uncorrelated with equal variance: p = 1/C, entropy ln C (up to the 1e-8 epsilon)
-    signs = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0],
-                          [1.0, -1.0, -1.0, 1.0]])   # orthogonal, zero-mean columns but the first
-    rows = torch.cat([signs[:, 1:], -signs[:, 1:]])   # 8 rows, 3 orthogonal zero-mean channels
+    signs = torch.tensor(
+        [[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, 1.0]]
+    )  # orthogonal, zero-mean columns but the first
+    rows = torch.cat([signs[:, 1:], -signs[:, 1:]])  # 8 rows, 3 orthogonal zero-mean channels
     feature = rows.T.reshape(1, 3, 2, 4)
     assert block_expressivity(feature) == pytest.approx(math.log(3), abs=1e-6)
     # one direction only: entropy 0
@@ -78,13 +82,13 @@ def test_progressivity_and_expressivity_of_hand_made_blocks():
     keep_first = nn.Conv2d(3, 3, 1, bias=False)
     with torch.no_grad():
         keep_first.weight.copy_(torch.diag(torch.tensor([1.0, 0.0, 0.0])).view(3, 3, 1, 1))
-    net = Blocks(nn.Identity(), [keep_first, Scale(2.0)])   # isotropic -> rank one -> rank one
+    net = Blocks(nn.Identity(), [keep_first, Scale(2.0)])  # isotropic -> rank one -> rank one
     batch = _batch(x)
     iso = block_expressivity(x)
     expressivity = evaluate(get_proxy("az_expressivity", init="default", inputs="batch"), net, batch)
-    assert expressivity.score == pytest.approx(iso, abs=1e-6)   # + 0 + 0
+    assert expressivity.score == pytest.approx(iso, abs=1e-6)  # + 0 + 0
     progressivity = evaluate(get_proxy("az_progressivity", init="default", inputs="batch"), net, batch)
-    assert progressivity.score == pytest.approx(-iso, abs=1e-6)   # the drop from block 0 to 1
+    assert progressivity.score == pytest.approx(-iso, abs=1e-6)  # the drop from block 0 to 1
 
 
 def test_trainability_of_a_scaling_block_and_the_identity_rule():
@@ -106,13 +110,15 @@ def test_trainability_folds_a_downsampling_block():
     x = torch.randn(8, 2, 8, 8, requires_grad=True)
     features = [x, nn.functional.avg_pool2d(x, 2)]
     value = trainability(features, torch.Generator().manual_seed(0))
-    assert math.isfinite(value) and value < 0   # 2 - s - 1/s <= 0 for any s > 0
+    assert math.isfinite(value) and value < 0  # 2 - s - 1/s <= 0 for any s > 0
 
 
 def test_gaussian_inputs_by_default():
     """The authors' protocol: N(0, 1) inputs of the batch's shape, whatever the pixels."""
     space = NatsTSS()
-    cell = space.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    cell = space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
     one, other = _batch(torch.rand(8, 3, 32, 32) * 5), _batch(torch.zeros(8, 3, 32, 32))
     scores = [evaluate(get_proxy("az_expressivity"), build_network(space, cell, 10, 0), b).score for b in (one, other)]
     assert scores[0] == scores[1]
@@ -168,8 +174,7 @@ def test_az_nas_is_the_log_rank_sum_of_its_fixed_components():
 
     proxy = get_proxy("az_nas")
     assert proxy.population and proxy.label() == "az_nas"
-    assert [c.label() for c in proxy.components] == ["az_expressivity", "az_progressivity",
-                                                     "az_trainability", "flops"]
+    assert [c.label() for c in proxy.components] == ["az_expressivity", "az_progressivity", "az_trainability", "flops"]
     assert get_proxy("az_nas", reference=50).label() == "az_nas(reference=50)"
     with pytest.raises(NasError, match="fixed"):
         get_proxy("az_nas", proxies=["near", "flops"])
@@ -196,7 +201,7 @@ def test_components_share_one_pass_with_the_scores_they_get_alone(monkeypatch):
     real_build = nas.scoring.build_network
     monkeypatch.setattr(nas.scoring, "build_network", lambda *a: builds.append(a) or real_build(*a))
     scorer = Scorer(space, proxies[:3], InputSpec(source="gaussian", batch_size=16, seed=0))
-    for index in (11, 3):   # a finite cell, and one whose trainability is -inf (a skip-only cell)
+    for index in (11, 3):  # a finite cell, and one whose trainability is -inf (a skip-only cell)
         arch = space.from_index(index)
         builds.clear()
         together = scorer.score(arch)
@@ -205,5 +210,6 @@ def test_components_share_one_pass_with_the_scores_they_get_alone(monkeypatch):
         for proxy in scorer.proxies:
             alone = scorer.score(arch, [proxy])[proxy.label()]
             assert (alone.status, alone.reason) == (together[proxy.label()].status, together[proxy.label()].reason)
-            assert alone.score == together[proxy.label()].score or (math.isnan(alone.score)
-                                                                    and math.isnan(together[proxy.label()].score))
+            assert alone.score == together[proxy.label()].score or (
+                math.isnan(alone.score) and math.isnan(together[proxy.label()].score)
+            )

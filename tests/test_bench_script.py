@@ -1,4 +1,5 @@
 """The proxy timing script (``make bench``): it times any registered space, not only NATS-TSS."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,12 @@ SCRIPT = ROOT / "scripts" / "bench_proxies.py"
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), "--data", "gaussian", "--threads", "1", *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--data", "gaussian", "--threads", "1", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_times_the_cells_of_another_space(tmp_path):

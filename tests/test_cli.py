@@ -1,4 +1,5 @@
 """The `nas` command line: outputs, JSON, and one-line errors for bad input."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,9 @@ import sys
 
 import pytest
 
-from conftest import require
 from nas.cli import main
+
+from conftest import require
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
@@ -52,13 +54,16 @@ def test_arch_without_table(capsys):
     assert code == 0 and "no benchmark table imported" in out and "129,306" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["arch", "nats-tss", "|nor_conv_3x3~0|+|bad~0|"], "nats-tss: cannot parse"),
-    (["arch", "nats-tss", "15625"], "index 15625 is out of range"),
-    (["arch", "imagenet", "0"], "unknown search space 'imagenet'"),
-    (["bench", "import", "nats-tss", "/no/such/file.pth"], "does not exist"),
-    (["bench", "info", "nats-sss"], "no nats-sss table"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["arch", "nats-tss", "|nor_conv_3x3~0|+|bad~0|"], "nats-tss: cannot parse"),
+        (["arch", "nats-tss", "15625"], "index 15625 is out of range"),
+        (["arch", "imagenet", "0"], "unknown search space 'imagenet'"),
+        (["bench", "import", "nats-tss", "/no/such/file.pth"], "does not exist"),
+        (["bench", "info", "nats-sss"], "no nats-sss table"),
+    ],
+)
 def test_bad_input_is_one_line_error(capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""

@@ -1,5 +1,6 @@
 """`nas correlate`: statistics against scipy, the JSON contract, failed scores, unique cells,
 reports, and the data README's reference figure through the command line."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from conftest import require
 from nas import stats
 from nas.benchmarks import BenchmarkTable, TableData, import_benchmark, write_table
 from nas.cli import main
@@ -17,6 +17,8 @@ from nas.correlation import correlate, proxy_direction, select_population
 from nas.errors import NasError
 from nas.proxies import ProxyResult, register_proxy
 from nas.searchspaces import get_space
+
+from conftest import require
 
 TSS = get_space("nats-tss")
 RESULT_KEYS = {"proxy", "dataset", "split", "n", "kendall_tau", "kendall_tau_ci", "spearman", "topk_precision"}
@@ -33,8 +35,12 @@ def tiny_table(tmp_path_factory):
     c10 = base + rng.normal(0, 3, len(cells))
     c10[np.arange(len(cells)) % 97 == 5] = np.nan
     c100 = base - 25 + rng.normal(0, 4, len(cells))
-    data = TableData(space="nats-tss", keys=[str(c) for c in cells], indices=np.arange(len(cells)),
-                     provenance={"source": "synthetic (tests)", "importer": "test"})
+    data = TableData(
+        space="nats-tss",
+        keys=[str(c) for c in cells],
+        indices=np.arange(len(cells)),
+        provenance={"source": "synthetic (tests)", "importer": "test"},
+    )
     data.add_metric(("cifar10", "test", 200), c10, "synthetic c10")
     data.add_metric(("cifar100", "test", 200), c100, "synthetic c100")
     return write_table(data, tmp_path_factory.mktemp("table") / "tiny.h5")
@@ -57,8 +63,17 @@ def test_statistics_equal_scipy_and_failed_scores_are_counted(tiny_table):
     results[keys[1]] = ProxyResult(math.nan, 0.0, "failed", "boom")
     results[keys[2]] = ProxyResult(math.inf, 0.0, "failed", "non-finite score inf")
     del results[keys[3]]  # never scored: failed as well
-    corr = correlate(TSS, {"noisy": results}, table, datasets=["cifar10", "cifar-100"], split="test",
-                     epochs=200, keys=keys, resamples=200, seed=0)
+    corr = correlate(
+        TSS,
+        {"noisy": results},
+        table,
+        datasets=["cifar10", "cifar-100"],
+        split="test",
+        epochs=200,
+        keys=keys,
+        resamples=200,
+        seed=0,
+    )
     assert corr.datasets == ["cifar10", "cifar100"]
     c10 = corr.record("noisy", "cifar10")
     acc = table.column(dataset="cifar10", split="test", epochs=200)
@@ -77,8 +92,17 @@ def test_statistics_equal_scipy_and_failed_scores_are_counted(tiny_table):
     assert corr.record("noisy", "cifar100")["n_no_accuracy"] == 0
     assert corr.failures["noisy"][:3] == [(keys[1], "boom"), (keys[2], "non-finite score inf"), (keys[3], "no score")]
 
-    worst = correlate(TSS, {"noisy": results}, table, datasets=["cifar10"], split="test", epochs=200,
-                      keys=keys, failed="worst", resamples=0)
+    worst = correlate(
+        TSS,
+        {"noisy": results},
+        table,
+        datasets=["cifar10"],
+        split="test",
+        epochs=200,
+        keys=keys,
+        failed="worst",
+        resamples=0,
+    )
     w = worst.record("noisy", "cifar10")
     assert (w["n"], w["n_failed"], w["kendall_tau_ci"]) == (len(ok) + 3, 3, None)
     has_acc = [k for k in keys if not math.isnan(acc[table.row_of(k)])]
@@ -98,8 +122,15 @@ def test_direction_of_lower_is_better_and_ensemble_labels(tiny_table):
     table = BenchmarkTable(tiny_table)
     keys = [str(TSS.from_index(i)) for i in range(0, 15625, 125)]
     params = {k: float(TSS.num_params(TSS.parse(k))) for k in keys}
-    corr = correlate(TSS, {"params": params, "corr_test_smaller": {k: -v for k, v in params.items()}},
-                     table, datasets=["cifar100"], split="test", epochs=200, resamples=0)
+    corr = correlate(
+        TSS,
+        {"params": params, "corr_test_smaller": {k: -v for k, v in params.items()}},
+        table,
+        datasets=["cifar100"],
+        split="test",
+        epochs=200,
+        resamples=0,
+    )
     a, b = corr.records
     assert a["kendall_tau"] == pytest.approx(b["kendall_tau"]) and a["kendall_tau"] > 0.5
     assert b["higher_is_better"] is False and corr.protocol["proxies"][1]["higher_is_better"] is False
@@ -128,8 +159,11 @@ def test_unique_cells():
     assert len({TSS.unique_key(a, "pruned") for a in sample}) == 300 and info["n"] == 300
     assert sample == select_population(TSS, 300, 3, unique="pruned")[0]
     # explicit architectures: the first of each class stays (index 0 and its pruned twins)
-    twins = [str(i) for i in range(15625) if TSS.unique_key(TSS.from_index(i), "pruned")
-             == TSS.unique_key(TSS.from_index(0), "pruned")][:3]
+    twins = [
+        str(i)
+        for i in range(15625)
+        if TSS.unique_key(TSS.from_index(i), "pruned") == TSS.unique_key(TSS.from_index(0), "pruned")
+    ][:3]
     chosen, _ = select_population(TSS, None, 0, twins + ["9930"], unique="pruned")
     assert chosen == [TSS.from_index(int(twins[0])), TSS.from_index(9930)]
     with pytest.raises(NasError, match="nats-sss space has no notion"):
@@ -142,11 +176,37 @@ def test_unique_cells():
 
 # -- the command -------------------------------------------------------------------------------------
 def test_cli_json_report_and_unique(tiny_table, tmp_path, capsys):
-    base = ["correlate", "--space", "nats-tss", "--proxy", "params", "--table", tiny_table,
-            "--split", "test", "--epochs", "200", "--quiet", "--bootstrap", "100"]
+    base = [
+        "correlate",
+        "--space",
+        "nats-tss",
+        "--proxy",
+        "params",
+        "--table",
+        tiny_table,
+        "--split",
+        "test",
+        "--epochs",
+        "200",
+        "--quiet",
+        "--bootstrap",
+        "100",
+    ]
     out_json = tmp_path / "r.json"
-    code, out, err = run(capsys, *base, "--dataset", "cifar10", "--sample", 40, "--seed", 2,
-                         "--json", out_json, "--report", tmp_path / "report")
+    code, out, err = run(
+        capsys,
+        *base,
+        "--dataset",
+        "cifar10",
+        "--sample",
+        40,
+        "--seed",
+        2,
+        "--json",
+        out_json,
+        "--report",
+        tmp_path / "report",
+    )
     assert code == 0, err
     assert "params" in out and "tau-b" in out and "P@5%" in out and "wrote" in out
     payload = json.loads(out_json.read_text())
@@ -173,28 +233,43 @@ def test_cli_json_report_and_unique(tiny_table, tmp_path, capsys):
     assert code == 0 and again["results"] == payload["results"] and again["wall_time_s"]["scoring"] < 2
 
     # --unique (default reading: pruned) keeps one cell per class
-    code, out, _ = run(capsys, *base, "--dataset", "cifar100", "--archs", "0,1,2,3,4,5,6,7,8,9,9930",
-                       "--unique", "--json")
+    code, out, _ = run(
+        capsys, *base, "--dataset", "cifar100", "--archs", "0,1,2,3,4,5,6,7,8,9,9930", "--unique", "--json"
+    )
     unique = json.loads(out)
     classes = {TSS.unique_key(TSS.from_index(i), "pruned") for i in (*range(10), 9930)}
     assert unique["protocol"]["archs"]["unique"] == "pruned"
     assert unique["results"][0]["n"] == unique["protocol"]["n_archs"] == len(classes)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--split", "test", "--epochs", "200"], ("--dataset is required (no defaults); the nats-tss table has "
-                                              "dataset/split/epochs: cifar10/test/200, cifar100/test/200")),
-    (["--dataset", "cifar10", "--epochs", "200"], "--split is required"),
-    (["--dataset", "cifar10", "--split", "test"], "--epochs is required"),
-    (["--dataset", "cifar10", "--split", "valid", "--epochs", "200"],
-     "has no cifar10/valid/200; it has dataset/split/epochs: cifar10/test/200"),
-    (["--dataset", "imagenet16", "--split", "test", "--epochs", "200"], "has no imagenet16-120/test/200"),
-    (["--dataset", "cifar10", "--split", "test", "--epochs", "two"], "--epochs must be an integer"),
-    (["--dataset", "cifar10", "--split", "test", "--epochs", "200", "--bootstrap", "-1"], "--bootstrap must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--split", "test", "--epochs", "200"],
+            (
+                "--dataset is required (no defaults); the nats-tss table has "
+                "dataset/split/epochs: cifar10/test/200, cifar100/test/200"
+            ),
+        ),
+        (["--dataset", "cifar10", "--epochs", "200"], "--split is required"),
+        (["--dataset", "cifar10", "--split", "test"], "--epochs is required"),
+        (
+            ["--dataset", "cifar10", "--split", "valid", "--epochs", "200"],
+            "has no cifar10/valid/200; it has dataset/split/epochs: cifar10/test/200",
+        ),
+        (["--dataset", "imagenet16", "--split", "test", "--epochs", "200"], "has no imagenet16-120/test/200"),
+        (["--dataset", "cifar10", "--split", "test", "--epochs", "two"], "--epochs must be an integer"),
+        (
+            ["--dataset", "cifar10", "--split", "test", "--epochs", "200", "--bootstrap", "-1"],
+            "--bootstrap must be >= 0",
+        ),
+    ],
+)
 def test_missing_or_unknown_entries_are_one_line_errors(tiny_table, capsys, argv, message):
-    code, out, err = run(capsys, "correlate", "--space", "nats-tss", "--proxy", "params", "--sample", 5,
-                         "--table", tiny_table, *argv)
+    code, out, err = run(
+        capsys, "correlate", "--space", "nats-tss", "--proxy", "params", "--sample", 5, "--table", tiny_table, *argv
+    )
     assert code == 2 and out == ""
     assert err.startswith("nas: error: ") and message in err and err.count("\n") == 1
 
@@ -203,8 +278,25 @@ def test_unique_on_a_space_without_equal_cells_is_an_error(tmp_path, capsys):
     data = TableData(space="nats-sss", keys=["8:8:8:8:8"], indices=np.array([0]))
     data.add_metric(("cifar10", "test", 90), np.array([50.0]), "synthetic")
     table = write_table(data, tmp_path / "sss.h5")
-    code, _, err = run(capsys, "correlate", "--space", "nats-sss", "--proxy", "params", "--sample", 5,
-                       "--table", table, "--dataset", "cifar10", "--split", "test", "--epochs", 90, "--unique")
+    code, _, err = run(
+        capsys,
+        "correlate",
+        "--space",
+        "nats-sss",
+        "--proxy",
+        "params",
+        "--sample",
+        5,
+        "--table",
+        table,
+        "--dataset",
+        "cifar10",
+        "--split",
+        "test",
+        "--epochs",
+        90,
+        "--unique",
+    )
     assert code == 2 and "the nats-sss space has no notion of functionally equal cells" in err
 
 
@@ -228,14 +320,46 @@ def test_reference_figure_through_the_command(shared_data, tmp_path, capsys):
         cell = TSS.from_index(index)
         assert scorer.score(cell)["params"].score == TSS.num_params(cell)
     digest = scorer.digest(proxy)
-    rows = [{"space": "nats-tss", "arch": str(c), "protocol": digest, "proxy": "params",
-             "score": float(TSS.num_params(c)), "seconds": 0.0, "status": "ok", "reason": "",
-             "created": 0.0} for c in TSS]
+    rows = [
+        {
+            "space": "nats-tss",
+            "arch": str(c),
+            "protocol": digest,
+            "proxy": "params",
+            "score": float(TSS.num_params(c)),
+            "seconds": 0.0,
+            "status": "ok",
+            "reason": "",
+            "created": 0.0,
+        }
+        for c in TSS
+    ]
     with store.engine.begin() as conn:
         conn.execute(sa.insert(SCORES), rows)
-    code, out, err = run(capsys, "correlate", "--space", "nats-tss", "--proxy", "params", "--sample", "all",
-                         "--dataset", "cifar10", "--split", "test", "--epochs", 200, "--table", table,
-                         "--store", store.url, "--bootstrap", 20, "--json", "--quiet")
+    code, out, err = run(
+        capsys,
+        "correlate",
+        "--space",
+        "nats-tss",
+        "--proxy",
+        "params",
+        "--sample",
+        "all",
+        "--dataset",
+        "cifar10",
+        "--split",
+        "test",
+        "--epochs",
+        200,
+        "--table",
+        table,
+        "--store",
+        store.url,
+        "--bootstrap",
+        20,
+        "--json",
+        "--quiet",
+    )
     assert code == 0, err
     (record,) = json.loads(out)["results"]
     assert record["n"] == 15625 and record["n_failed"] == 0 and record["n_no_accuracy"] == 0

@@ -2,6 +2,7 @@
 
 The examples register things (a proxy, a sampler, an importer) and fill a score store, so they
 run in one separate process with its own ``$NAS_HOME``, not in the test process."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"nas": "nas", "proxies": "nas.proxies", "searchspaces": "nas.searchspaces",
-            "strategies": "nas.strategies", "benchmarks": "nas.benchmarks"}
+PACKAGES = {
+    "nas": "nas",
+    "proxies": "nas.proxies",
+    "searchspaces": "nas.searchspaces",
+    "strategies": "nas.strategies",
+    "benchmarks": "nas.benchmarks",
+}
 
 RUNNER = """
 import doctest, importlib, sys
@@ -38,6 +44,7 @@ def test_docstring_examples_run(tmp_path):
     modules = _modules_with_examples()
     assert {"nas", "nas.api", "nas.registry", "nas.scoring"} <= set(modules)
     env = {**os.environ, "NAS_HOME": str(tmp_path / "home")}
-    result = subprocess.run([sys.executable, "-c", RUNNER, *modules], capture_output=True, text=True, env=env,
-                            cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER, *modules], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -1,4 +1,5 @@
 """The ensemble proxy: log-rank aggregation within a population or against a reference sample."""
+
 from __future__ import annotations
 
 import math
@@ -17,23 +18,33 @@ from nas.store import ScoreStore
 
 def test_spec_takes_bare_components_and_nested_parameters():
     assert parse_proxy_spec("ensemble(near,nlc(samples=500,bn=eval),synflow),params") == [
-        ("ensemble", {"proxies": ["near", "nlc(samples=500,bn=eval)", "synflow"]}), ("params", {})]
+        ("ensemble", {"proxies": ["near", "nlc(samples=500,bn=eval)", "synflow"]}),
+        ("params", {}),
+    ]
     name, params = parse_proxy_spec("ensemble(near, nlc(pairs=500))")[0]
     proxy = get_proxy(name, **params)
     assert [c.label() for c in proxy.components] == ["near", "nlc(pairs=500)"]
     assert proxy.label() == "ensemble(near,nlc(pairs=500))"
     assert get_proxy("ensemble").label() == "ensemble"
-    assert [c.name for c in get_proxy("ensemble").components] == ["az_expressivity", "az_progressivity",
-                                                                   "az_trainability", "flops", "meco"]
+    assert [c.name for c in get_proxy("ensemble").components] == [
+        "az_expressivity",
+        "az_progressivity",
+        "az_trainability",
+        "flops",
+        "meco",
+    ]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("ensemble(near)", "at least two"),
-    ("ensemble(near,near)", "given twice"),
-    ("ensemble(near,ensemble(params,flops))", "no nested"),
-    ("ensemble(near,bogus)", "unknown proxy 'bogus'"),
-    ("near(8)", "not key=value"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("ensemble(near)", "at least two"),
+        ("ensemble(near,near)", "given twice"),
+        ("ensemble(near,ensemble(params,flops))", "no nested"),
+        ("ensemble(near,bogus)", "unknown proxy 'bogus'"),
+        ("near(8)", "not key=value"),
+    ],
+)
 def test_bad_specs_are_one_line_errors(spec, message):
     with pytest.raises(NasError, match=message):
         name, params = parse_proxy_spec(spec)[0]
@@ -41,8 +52,8 @@ def test_bad_specs_are_one_line_errors(spec, message):
 
 
 def test_log_rank_aggregate_by_hand():
-    a = [3.0, 1.0, 2.0]             # higher is better: ranks 3, 1, 2
-    b = [10.0, 30.0, 20.0]          # lower is better: ranks 3, 1, 2
+    a = [3.0, 1.0, 2.0]  # higher is better: ranks 3, 1, 2
+    b = [10.0, 30.0, 20.0]  # lower is better: ranks 3, 1, 2
     got = log_rank_aggregate([a, b], [True, False])
     want = [2 * math.log(3 / 3), 2 * math.log(1 / 3), 2 * math.log(2 / 3)]
     assert np.allclose(got, want)
@@ -56,8 +67,8 @@ def test_aggregate_prefers_no_bad_component():
     n = 10
     first = np.arange(n, dtype=float)
     second = np.arange(n, dtype=float)
-    first[0], second[0] = 100.0, -100.0      # best in one, worst in the other
-    first[1], second[1] = 50.0, 50.0          # second best in both
+    first[0], second[0] = 100.0, -100.0  # best in one, worst in the other
+    first[1], second[1] = 50.0, 50.0  # second best in both
     scores = log_rank_aggregate([first, second], [True, True])
     assert scores[1] > scores[0]
 
@@ -66,9 +77,9 @@ def test_reference_ranks_are_fixed_and_monotone():
     rng = np.random.default_rng(0)
     reference = [rng.normal(size=200), rng.normal(size=200)]
     ranks = ReferenceRanks(reference, [True, False])
-    assert ranks([10.0, -10.0]) == pytest.approx(0.0)                      # above every reference
-    assert ranks([-10.0, 10.0]) == pytest.approx(2 * math.log(1 / 201))    # below every reference
-    assert ranks([math.nan, -10.0]) == pytest.approx(math.log(1 / 201))    # failed: last
+    assert ranks([10.0, -10.0]) == pytest.approx(0.0)  # above every reference
+    assert ranks([-10.0, 10.0]) == pytest.approx(2 * math.log(1 / 201))  # below every reference
+    assert ranks([math.nan, -10.0]) == pytest.approx(math.log(1 / 201))  # failed: last
     values = [ranks([x, 0.0]) for x in np.linspace(-3, 3, 25)]
     assert all(b >= a for a, b in zip(values, values[1:]))
     # the same value always gets the same score, whatever was scored before
@@ -84,7 +95,7 @@ def test_score_many_ranks_an_ensemble_within_the_run(tmp_path):
     ensemble = get_proxy("ensemble", proxies=["params", "flops"])
     scorer = Scorer(space, [ensemble, get_proxy("params")], InputSpec("gaussian", "cifar10", batch_size=2, seed=0))
     assert scorer.labels == ["ensemble(params,flops)", "params"]
-    assert [p.label() for p in scorer.proxies] == ["params", "flops"]        # params scored once
+    assert [p.label() for p in scorer.proxies] == ["params", "flops"]  # params scored once
     archs = [space.from_index(i) for i in (0, 7, 1462, 9930, 13714)]
     out = score_many(scorer, archs, store)
     keys = [space.key(a) for a in archs]
@@ -100,10 +111,18 @@ def test_score_many_ranks_an_ensemble_within_the_run(tmp_path):
 
 def test_population_scores_report_failed_components():
     ensemble = get_proxy("ensemble", proxies=["params", "flops"])
-    scores = {"params": {"a": ProxyResult(1.0, 0.1), "b": ProxyResult(2.0, 0.1),
-                         "c": ProxyResult(math.nan, 0.1, "failed", "x")},
-              "flops": {"a": ProxyResult(1.0, 0.2), "b": ProxyResult(math.nan, 0.2, "failed", "y"),
-                        "c": ProxyResult(math.nan, 0.2, "failed", "z")}}
+    scores = {
+        "params": {
+            "a": ProxyResult(1.0, 0.1),
+            "b": ProxyResult(2.0, 0.1),
+            "c": ProxyResult(math.nan, 0.1, "failed", "x"),
+        },
+        "flops": {
+            "a": ProxyResult(1.0, 0.2),
+            "b": ProxyResult(math.nan, 0.2, "failed", "y"),
+            "c": ProxyResult(math.nan, 0.2, "failed", "z"),
+        },
+    }
     out = population_scores(ensemble, ["a", "b", "c"], scores)
     assert out["a"].ok and out["a"].seconds == pytest.approx(0.3)
     assert out["b"].ok and "flops" in out["b"].reason
@@ -146,12 +165,12 @@ def test_a_search_ranks_an_ensemble_against_its_reference_sample(tmp_path, one_t
     objective = ProxyObjective(space, parse_objectives(None, spec), inputs, budget=5, store=store)
     assert objective.directions == ["maximize"]
     objective.prepare()
-    reference = select_archs(space, 12, 0)                 # the score seed draws the reference
+    reference = select_archs(space, 12, 0)  # the score seed draws the reference
     params = [float(space.num_params(a, 10)) for a in reference]
     flops = [float(space.flops(a, 10, 32)) for a in reference]
     ranks = ReferenceRanks([params, flops], [True, True])
     arch = space.from_index(9930)
-    value, = objective.values(arch, objective.scores(arch))
+    (value,) = objective.values(arch, objective.scores(arch))
     assert value == pytest.approx(ranks([space.num_params(arch, 10), space.flops(arch, 10, 32)]))
     # the same architecture gets the same value whatever else was scored since
     objective.values(space.from_index(1), objective.scores(space.from_index(1)))

@@ -1,5 +1,6 @@
 """FLOP counting: the hook counter on small modules, the closed forms of the cell networks, and both
 against the benchmark's recorded ``flop`` values (TSS and SSS fixtures, 500-cell peer reference)."""
+
 from __future__ import annotations
 
 import csv
@@ -9,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import SHARED_DATA, nats_fixture_records, require
 from nas.searchspaces.base import SearchSpace
 from nas.searchspaces.flops import count_flops
 from nas.searchspaces.nats_sss import NatsSSS
 from nas.searchspaces.nats_tss import NatsTSS
 from nas.searchspaces.nb201_network import cell_network_flops
+
+from conftest import SHARED_DATA, nats_fixture_records, require
 
 DATA = SHARED_DATA  # ../shared/data beside the repository
 SSS_DIR = DATA / "nats" / "NATS-sss-v1_0-50262-simple"
@@ -26,8 +28,6 @@ INPUT_SIZE = {"cifar10-valid": 32, "cifar10": 32, "cifar100": 32, "ImageNet16-12
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 
 
 # -- the counter on hand-checked modules ------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Gradient-based zero-cost proxies (foresight definitions): closed forms on tiny networks,
 invariances, reproducibility, failure handling, and a run on real TSS cells."""
+
 from __future__ import annotations
 
 import csv
@@ -10,11 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import require
 from nas.data import Batch, InputSpec
 from nas.proxies import evaluate, get_proxy, list_proxies
 from nas.scoring import build_network
 from nas.searchspaces.nats_tss import NatsTSS
+
+from conftest import require
 
 NAMES = ("synflow", "snip", "grad_norm", "grasp", "fisher", "jacob_cov")
 K = 1e-5
@@ -112,7 +114,7 @@ def test_synflow_scale_and_sign_behaviour():
     model, batch = two_layer(), make_batch(d=4)
     base = score("synflow", model, batch)
     with torch.no_grad():
-        model[0].weight.mul_(8.0)     # powers of two: exact in float32
+        model[0].weight.mul_(8.0)  # powers of two: exact in float32
         model[2].weight.mul_(0.125)
     assert score("synflow", model, batch) == pytest.approx(base, rel=1e-12)  # rescaling symmetry
     with torch.no_grad():
@@ -131,7 +133,7 @@ def test_snip_and_grad_norm_of_a_linear_classifier():
     w = model.weight.detach().double().numpy()
     x, y = batch.inputs.double().numpy(), batch.labels.numpy()
     err, _ = softmax_error(x @ w.T, y)
-    grad = err.T @ x                                    # dL/dW, K x D
+    grad = err.T @ x  # dL/dW, K x D
     assert score("snip", model, batch) == pytest.approx(np.abs(w * grad).sum(), rel=1e-5)
     assert score("grad_norm", model, batch) == pytest.approx(np.linalg.norm(grad), rel=1e-5)
 
@@ -216,8 +218,8 @@ def test_jacob_cov_matches_numpy_corrcoef_and_eig():
     model = nn.Sequential(nn.ReLU(), head)
     batch = make_batch(n=8)
     x = batch.inputs.double().numpy()
-    row = head.weight.detach().double().numpy().sum(0)          # d sum(out) / d relu(x)
-    jac = row[None, :] * (x > 0)                                 # per-sample input Jacobians
+    row = head.weight.detach().double().numpy().sum(0)  # d sum(out) / d relu(x)
+    jac = row[None, :] * (x > 0)  # per-sample input Jacobians
     values = np.linalg.eig(np.corrcoef(jac))[0].real
     expected = -np.sum(np.log(values + K) + 1.0 / (values + K))
     assert score("jacob_cov", model, batch) == pytest.approx(expected, rel=1e-6)
@@ -252,8 +254,6 @@ def test_jacob_cov_of_an_input_independent_network_fails():
 
 # -- TSS networks ------------------------------------------------------------------------------
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-
-
 
 
 @pytest.fixture(scope="module")

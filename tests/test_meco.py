@@ -1,4 +1,5 @@
 """MeCo / MeCo_opt: hand-computable correlation eigenvalues, the module set, reproducibility."""
+
 from __future__ import annotations
 
 import math
@@ -13,14 +14,13 @@ from nas.errors import NasError
 from nas.proxies import evaluate, get_proxy, list_proxies
 from nas.proxies.meco import meco_terms, min_correlation_eigenvalue
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def orthogonal_channels(channels: int, side: int = 8) -> torch.Tensor:
     """1 x channels x side x side: rows of a Hadamard matrix without the all-ones row, so every
     channel is centred and the channels are exactly uncorrelated (correlation matrix = I)."""
-    rows = torch.tensor(hadamard(side * side)[1: channels + 1], dtype=torch.float64)
+    rows = torch.tensor(hadamard(side * side)[1 : channels + 1], dtype=torch.float64)
     return rows.reshape(1, channels, side, side)
 
 

@@ -1,5 +1,6 @@
 """NASWOT and ZiCo: hand-computed kernels and gradient statistics, invariants, reproducibility,
 degenerate networks, and (slow) rank agreement with the authors' code on real NB201 cells."""
+
 from __future__ import annotations
 
 import csv
@@ -9,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import SHARED_DATA, require
 from nas.data import Batch, InputSpec, load_batch
 from nas.errors import NasError
 from nas.proxies import evaluate, get_proxy, list_proxies
@@ -17,6 +17,8 @@ from nas.proxies.naswot import activation_kernel, code_kernel, kaiming_reinit, l
 from nas.proxies.zico import zico_from_gradients
 from nas.scoring import Scorer, build_network
 from nas.searchspaces.nats_tss import NatsTSS
+
+from conftest import SHARED_DATA, require
 
 SMALL = NatsTSS(channels=4, cells_per_stage=1)
 CELL = SMALL.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_3x3~2|")
@@ -195,8 +197,8 @@ def test_zico_hand_gradients():
 
 
 def test_zico_is_a_sum_of_per_layer_logs_of_sums():
-    a = [torch.tensor([1.0, 2.0]), torch.tensor([3.0, 2.0])]   # ratios 2 and (left out)
-    b = [torch.tensor([1.0, 1.0]), torch.tensor([-1.0, 2.0])]   # ratios 1 and 3
+    a = [torch.tensor([1.0, 2.0]), torch.tensor([3.0, 2.0])]  # ratios 2 and (left out)
+    b = [torch.tensor([1.0, 1.0]), torch.tensor([-1.0, 2.0])]  # ratios 1 and 3
     assert zico_from_gradients({"a": a}) == pytest.approx(math.log(2.0))
     # log(2) + log(1 + 3); a sum of logs over all weights, or one log of the total, gives log(6)
     assert zico_from_gradients({"a": a, "b": b}) == pytest.approx(math.log(8.0))

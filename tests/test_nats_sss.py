@@ -1,17 +1,18 @@
 """NATS-Bench SSS: official order, strings, errors, neighbourhood, Optuna encoding, networks, and
 parameter counts against the benchmark's own records (SSS and TSS fixtures)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA, load_pbz2, nats_fixture_records
 from nas.errors import InvalidArchitectureError
 from nas.searchspaces import get_space
 from nas.searchspaces.nats_sss import CELL, PARAM_NAMES, WIDTHS, Channels, NatsSSS
 from nas.searchspaces.nats_tss import NatsTSS
+
+from conftest import SHARED_DATA, load_pbz2, nats_fixture_records
 
 DATA = SHARED_DATA  # ../shared/data beside the repository
 SSS_DIR = DATA / "nats" / "NATS-sss-v1_0-50262-simple"
@@ -21,10 +22,6 @@ NUM_CLASSES = {"cifar10-valid": 10, "cifar10": 10, "cifar100": 100, "ImageNet16-
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +52,17 @@ def test_index_round_trip(space):
 def test_registry_and_resolve(space):
     assert isinstance(get_space("sss"), NatsSSS)
     arch = space.from_index(284)
-    for ref in (284, np.int64(284), "284", "8:8:40:32:40", " 8:8:40:32:40 ", arch, (8, 8, 40, 32, 40),
-                [8, 8, 40, 32, 40], np.array([8, 8, 40, 32, 40])):
+    for ref in (
+        284,
+        np.int64(284),
+        "284",
+        "8:8:40:32:40",
+        " 8:8:40:32:40 ",
+        arch,
+        (8, 8, 40, 32, 40),
+        [8, 8, 40, 32, 40],
+        np.array([8, 8, 40, 32, 40]),
+    ):
         assert space.resolve(ref) == arch
     assert hash(Channels([8, 8, 40, 32, 40])) == hash(arch)
 
@@ -124,6 +130,7 @@ def test_neighbours_change_one_layer_to_any_other_width(space):
 # -- Optuna -----------------------------------------------------------------------------------------------
 def test_optuna_encoding(space):
     import optuna  # a declared dependency: a missing one is a failure, not a skip
+
     arch = space.parse("8:16:40:32:64")
     assert space.encode(arch) == {"c0": 8, "c1": 16, "c2": 40, "c3": 32, "c4": 64}
     assert space.decode(space.encode(arch)) == arch

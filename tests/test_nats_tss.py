@@ -1,4 +1,5 @@
 """NATS-Bench TSS / NAS-Bench-201: official order, strings, equivalence classes, networks."""
+
 from __future__ import annotations
 
 import bz2
@@ -10,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import require
 from nas.errors import InvalidArchitectureError
 from nas.searchspaces import get_space
 from nas.searchspaces.nats_tss import Cell, NatsTSS
 from nas.searchspaces.nb201_network import OPS
+
+from conftest import require
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
@@ -47,13 +49,16 @@ def test_string_round_trip_and_resolve(space):
         assert space.resolve(str(i)) == cell == space.resolve(i) == space.resolve(str(cell))
 
 
-@pytest.mark.parametrize("bad, fragment", [
-    ("|nor_conv_3x3~0|+|bad~0|", "2 nodes instead of 3"),
-    ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown op 'conv'"),
-    ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "should read 'op~0'"),
-    ("|none~0|+|none~0|+|none~0|none~1|none~2|", "node 2 has 1 inputs"),
-    ("", "nodes instead of 3"),
-])
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        ("|nor_conv_3x3~0|+|bad~0|", "2 nodes instead of 3"),
+        ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown op 'conv'"),
+        ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "should read 'op~0'"),
+        ("|none~0|+|none~0|+|none~0|none~1|none~2|", "node 2 has 1 inputs"),
+        ("", "nodes instead of 3"),
+    ],
+)
 def test_malformed_strings_name_the_input(space, bad, fragment):
     with pytest.raises(InvalidArchitectureError) as err:
         space.parse(bad)

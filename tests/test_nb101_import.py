@@ -3,6 +3,7 @@
 The files are written in the exact official layouts by ``nb101_writers`` (independently of
 the reader), filled from the real 1,000-cell CSV in ``../shared/data/nb101``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,28 +24,28 @@ from nas.benchmarks.nb101 import (
     masked_crc32c,
     read_tfrecords,
 )
-from conftest import require
 from nas.benchmarks.table import BenchmarkTable, write_table
 from nas.errors import BenchmarkError
 
+from conftest import require
 from nb101_writers import (
-    tf_masked_crc,
-    write_tfrecord,
-    pb_varint,
-    pb_key,
-    pb_double,
-    pb_bytes,
-    encode_evaluation,
-    encode_model_metrics,
-    nb101_record,
-    load_csv_rows,
-    run_values,
-    make_tfrecord,
-    write_nasbench_hdf5,
     CSV_PATH,
+    DROPPED,
     EPOCHS,
     OP_CODE,
-    DROPPED,
+    encode_evaluation,
+    encode_model_metrics,
+    load_csv_rows,
+    make_tfrecord,
+    nb101_record,
+    pb_bytes,
+    pb_double,
+    pb_key,
+    pb_varint,
+    run_values,
+    tf_masked_crc,
+    write_nasbench_hdf5,
+    write_tfrecord,
 )
 
 
@@ -84,12 +85,20 @@ def test_read_tfrecords_yields_the_written_records(tmp_path):
 
 
 def test_decode_model_metrics_skips_unknown_fields():
-    evals = [encode_evaluation(1.0, 2.0, 0.3, 0.4, 0.5, checkpoint="ck", extra=pb_key(9, 0) + pb_varint(300)),
-             encode_evaluation(108.0, 9.5, 0.9, 0.8, 0.7)]
+    evals = [
+        encode_evaluation(1.0, 2.0, 0.3, 0.4, 0.5, checkpoint="ck", extra=pb_key(9, 0) + pb_varint(300)),
+        encode_evaluation(108.0, 9.5, 0.9, 0.8, 0.7),
+    ]
     m = decode_model_metrics(encode_model_metrics(evals, 1234567, 42.0) + pb_bytes(11, b"zz"))
     assert m["trainable_parameters"] == 1234567 and m["total_time"] == 42.0
-    assert m["evaluation_data"][0] == {"current_epoch": 1.0, "training_time": 2.0, "train_accuracy": 0.3,
-                                       "validation_accuracy": 0.4, "test_accuracy": 0.5, "checkpoint_path": "ck"}
+    assert m["evaluation_data"][0] == {
+        "current_epoch": 1.0,
+        "training_time": 2.0,
+        "train_accuracy": 0.3,
+        "validation_accuracy": 0.4,
+        "test_accuracy": 0.5,
+        "checkpoint_path": "ck",
+    }
     assert m["evaluation_data"][1]["validation_accuracy"] == 0.8
 
 
@@ -111,8 +120,10 @@ def test_tfrecord_full_round_trip(rows, full_table):
             runs = [run_values(row, e, s) for s in seeds]
             for split, field in (("train", "train"), ("valid", "valid"), ("test", "test")):
                 values = np.array([100.0 * r[field] for r in runs])
-                got = {stat: table.accuracy(row["hash"], dataset="cifar10", split=split, epochs=e, stat=stat)
-                       for stat in ("mean", "std", "n_seeds")}
+                got = {
+                    stat: table.accuracy(row["hash"], dataset="cifar10", split=split, epochs=e, stat=stat)
+                    for stat in ("mean", "std", "n_seeds")
+                }
                 assert got["n_seeds"] == len(seeds)
                 assert got["mean"] == pytest.approx(values.mean(), rel=1e-12)
                 assert got["std"] == pytest.approx(values.std(), rel=1e-9, abs=1e-12)
@@ -120,8 +131,9 @@ def test_tfrecord_full_round_trip(rows, full_table):
         times = [run_values(row, 108, s)["time"] for s in range(3) if (i, 108, s) not in DROPPED]
         assert table.cost(row["hash"], "train_time", dataset="cifar10") == pytest.approx(np.mean(times))
     # per-seed offsets are known: the valid std of a full cell is std(-1, 0, 2) percent
-    assert table.accuracy(rows[0]["hash"], dataset="cifar10", split="valid", epochs=108,
-                          stat="std") == pytest.approx(np.std([-1.0, 0.0, 2.0]), rel=1e-9)
+    assert table.accuracy(rows[0]["hash"], dataset="cifar10", split="valid", epochs=108, stat="std") == pytest.approx(
+        np.std([-1.0, 0.0, 2.0]), rel=1e-9
+    )
 
 
 def test_tfrecord_graph_round_trip(rows, full_table):
@@ -145,7 +157,9 @@ def test_tfrecord_only108(rows, tmp_path):
     assert table.attrs["epochs"] == "108" and table.attrs["records"] == str(40 * 3 - 2)
     row = rows[7]
     expected = np.mean([100 * run_values(row, 108, s)["test"] for s in range(3)])
-    assert table.accuracy(row["hash"], dataset="cifar10", split="test", epochs=108) == pytest.approx(expected, rel=1e-12)
+    assert table.accuracy(row["hash"], dataset="cifar10", split="test", epochs=108) == pytest.approx(
+        expected, rel=1e-12
+    )
     assert table.accuracy(rows[5]["hash"], dataset="cifar10", split="valid", epochs=108, stat="n_seeds") == 1
 
 
@@ -165,10 +179,16 @@ def test_hdf5_round_trip(rows, tmp_path, percent):
         for ei, e in enumerate(EPOCHS):
             for col, split in ((1, "train"), (2, "valid"), (3, "test")):
                 seeds = metrics[i, ei, :, 1, col].astype(np.float64) * (1.0 if percent else 100.0)
-                assert table.accuracy(key, dataset="cifar10", split=split, epochs=e) == pytest.approx(seeds.mean(), rel=1e-12)
-                assert table.accuracy(key, dataset="cifar10", split=split, epochs=e, stat="std") == pytest.approx(seeds.std(), rel=1e-9, abs=1e-12)
+                assert table.accuracy(key, dataset="cifar10", split=split, epochs=e) == pytest.approx(
+                    seeds.mean(), rel=1e-12
+                )
+                assert table.accuracy(key, dataset="cifar10", split=split, epochs=e, stat="std") == pytest.approx(
+                    seeds.std(), rel=1e-9, abs=1e-12
+                )
         assert table.cost(key, "params", dataset="cifar10") == rows[i]["params"]
-        assert table.cost(key, "train_time", dataset="cifar10") == pytest.approx(metrics[i, 3, :, 1, 0].astype(np.float64).mean())
+        assert table.cost(key, "train_time", dataset="cifar10") == pytest.approx(
+            metrics[i, 3, :, 1, 0].astype(np.float64).mean()
+        )
         n = rows[i]["n"]
         assert table.extras["num_vertices"][k] == n
         assert table.extras["ops"][k].tolist() == [OP_CODE[o] for o in rows[i]["ops"]] + [OP_PAD] * (7 - n)
@@ -205,8 +225,9 @@ def _one_line_error(excinfo, path: Path, *words: str) -> str:
     return message
 
 
-@pytest.mark.parametrize("importer", [import_nb101_tfrecord, import_nb101_hdf5, import_nb101_subset_csv,
-                                      lambda p: list(read_tfrecords(p))])
+@pytest.mark.parametrize(
+    "importer", [import_nb101_tfrecord, import_nb101_hdf5, import_nb101_subset_csv, lambda p: list(read_tfrecords(p))]
+)
 def test_missing_file(tmp_path, importer):
     path = tmp_path / "nope.bin"
     with pytest.raises(BenchmarkError) as excinfo:
@@ -260,14 +281,17 @@ def test_corrupt_crc_and_truncation(tmp_path):
     _one_line_error(excinfo, short, "truncated", f"byte offset {path.stat().st_size}")
 
 
-@pytest.mark.parametrize("payload, words", [
-    (b'[1, 2]', ("record 2", "JSON list")),
-    (b'{"hash": 1}', ("record 2", "JSON list")),
-    (b"\xff\xfe not json", ("record 2", "not UTF-8 JSON")),
-    (b'["abc", "108", "0100", "input,output", ""]', ("record 2", "wrong types")),
-    (b'["abc", 108, "0100", "input,output", "!!!"]', ("record 2", "unreadable metrics")),
-    (b'["abc", 108, "010", "input,output", ""]', ("record 2", "no evaluation_data")),
-])
+@pytest.mark.parametrize(
+    "payload, words",
+    [
+        (b"[1, 2]", ("record 2", "JSON list")),
+        (b'{"hash": 1}', ("record 2", "JSON list")),
+        (b"\xff\xfe not json", ("record 2", "not UTF-8 JSON")),
+        (b'["abc", "108", "0100", "input,output", ""]', ("record 2", "wrong types")),
+        (b'["abc", 108, "0100", "input,output", "!!!"]', ("record 2", "unreadable metrics")),
+        (b'["abc", 108, "010", "input,output", ""]', ("record 2", "no evaluation_data")),
+    ],
+)
 def test_bad_records(rows, tmp_path, payload, words):
     path = tmp_path / "bad.tfrecord"
     good = make_tfrecord(tmp_path / "g.tfrecord", rows[:1], epochs=(108,), shuffle=False)
@@ -331,7 +355,7 @@ def test_csv_bad_input(rows, tmp_path):
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         for row in csv.reader(lines[:5]):
-            writer.writerow(row[:drop] + row[drop + 1:])
+            writer.writerow(row[:drop] + row[drop + 1 :])
     with pytest.raises(BenchmarkError) as excinfo:
         import_nb101_subset_csv(path)
     _one_line_error(excinfo, path, "lacks the column(s) val_acc_36ep")
@@ -348,11 +372,28 @@ def test_csv_bad_input(rows, tmp_path):
 
 def test_importer_reads_unusual_but_valid_protobufs(tmp_path):
     """Fields out of order, unknown fields and a second params field take the generic decoder."""
-    final = (pb_double(5, 0.71) + pb_double(4, 0.72) + pb_bytes(6, b"ck") + pb_double(3, 0.9)
-             + pb_double(2, 100.0) + pb_double(1, 108.0) + pb_key(12, 0) + pb_varint(1))
+    final = (
+        pb_double(5, 0.71)
+        + pb_double(4, 0.72)
+        + pb_bytes(6, b"ck")
+        + pb_double(3, 0.9)
+        + pb_double(2, 100.0)
+        + pb_double(1, 108.0)
+        + pb_key(12, 0)
+        + pb_varint(1)
+    )
     halfway = encode_evaluation(54.0, 50.0, 0.5, 0.5, 0.5)
-    metrics = (pb_key(2, 0) + pb_varint(5) + pb_bytes(1, halfway) + pb_key(7, 5) + b"abcd"
-               + pb_bytes(1, final) + pb_double(3, 1.0) + pb_key(2, 0) + pb_varint(4242))
+    metrics = (
+        pb_key(2, 0)
+        + pb_varint(5)
+        + pb_bytes(1, halfway)
+        + pb_key(7, 5)
+        + b"abcd"
+        + pb_bytes(1, final)
+        + pb_double(3, 1.0)
+        + pb_key(2, 0)
+        + pb_varint(4242)
+    )
     record = ["f" * 32, 108, "0100", "input,output", base64.b64encode(metrics).decode()]
     path = tmp_path / "u.tfrecord"
     write_tfrecord(path, [json.dumps(record).encode()])

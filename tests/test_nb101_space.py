@@ -1,4 +1,5 @@
 """NAS-Bench-101 space: hashes and parameter counts against the benchmark's own records."""
+
 from __future__ import annotations
 
 import csv
@@ -7,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA, require
 from nas.errors import InvalidArchitectureError
 from nas.searchspaces import get_space
 from nas.searchspaces.nb101 import (
@@ -21,6 +21,8 @@ from nas.searchspaces.nb101 import (
     parse_cell,
 )
 from nas.searchspaces.nb101_network import vertex_channels
+
+from conftest import SHARED_DATA, require
 
 DATA = SHARED_DATA
 SUBSET = DATA / "nb101" / "nb101_subset_1000.csv"
@@ -54,8 +56,11 @@ def test_module_hash_matches_all_recorded_hashes(rows, space):
 
 
 def test_param_count_matches_all_recorded_counts(rows, space):
-    wrong = [(str(r["cell"]), space.num_params(r["cell"]), int(r["params"]))
-             for r in rows if space.num_params(r["cell"]) != int(r["params"])]
+    wrong = [
+        (str(r["cell"]), space.num_params(r["cell"]), int(r["params"]))
+        for r in rows
+        if space.num_params(r["cell"]) != int(r["params"])
+    ]
     assert not wrong, f"{len(wrong)} mismatches, e.g. {wrong[:3]}"
 
 
@@ -133,8 +138,14 @@ def test_malformed_string_is_named():
 
 def test_too_many_edges():
     # A 6-vertex graph with 10 edges on which every vertex is on an input-output path.
-    m = [[0, 1, 1, 1, 0, 0], [0, 0, 1, 0, 1, 0], [0, 0, 0, 1, 0, 1], [0, 0, 0, 0, 1, 1],
-         [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0]]
+    m = [
+        [0, 1, 1, 1, 0, 0],
+        [0, 0, 1, 0, 1, 0],
+        [0, 0, 0, 1, 0, 1],
+        [0, 0, 0, 0, 1, 1],
+        [0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0],
+    ]
     ops = ["input", C3, C3, C1, MP, "output"]
     with pytest.raises(InvalidArchitectureError, match=r"10 edges after pruning \(expected at most 9\)") as err:
         make_cell(m, ops)
@@ -163,14 +174,17 @@ def test_bad_op_name():
     assert "'011-001-000:input,conv5x5,output'" in str(err.value)
 
 
-@pytest.mark.parametrize("matrix, ops, why", [
-    ([[0, 1], [0, 0], [0, 0]], ["input", "output"], "not square"),
-    ([[0, 2], [0, 0]], ["input", "output"], r"entry \(0, 1\) is 2"),
-    ([[0, 1], [0, 0]], ["input", C3, "output"], "3 ops for 2 vertices"),
-    ([[0, 1], [0, 0]], ["output", "input"], "first op must be 'input'"),
-    (np.triu(np.ones((8, 8), dtype=int), 1), ["input"] + [C3] * 6 + ["output"], "8 vertices"),
-    ("0110", ["input", "output"], "not a string"),
-])
+@pytest.mark.parametrize(
+    "matrix, ops, why",
+    [
+        ([[0, 1], [0, 0], [0, 0]], ["input", "output"], "not square"),
+        ([[0, 2], [0, 0]], ["input", "output"], r"entry \(0, 1\) is 2"),
+        ([[0, 1], [0, 0]], ["input", C3, "output"], "3 ops for 2 vertices"),
+        ([[0, 1], [0, 0]], ["output", "input"], "first op must be 'input'"),
+        (np.triu(np.ones((8, 8), dtype=int), 1), ["input"] + [C3] * 6 + ["output"], "8 vertices"),
+        ("0110", ["input", "output"], "not a string"),
+    ],
+)
 def test_other_bad_specs(matrix, ops, why):
     with pytest.raises(InvalidArchitectureError, match=why):
         make_cell(matrix, ops)
@@ -179,8 +193,12 @@ def test_other_bad_specs(matrix, ops, why):
 # -- no index, resolve ------------------------------------------------------------------------------
 def test_no_official_index(space):
     cell = parse_cell("01-00:input,output")
-    for call in (lambda: space.from_index(0), lambda: space.index_of(cell), lambda: space.resolve("12"),
-                 lambda: space.resolve(12)):
+    for call in (
+        lambda: space.from_index(0),
+        lambda: space.index_of(cell),
+        lambda: space.resolve("12"),
+        lambda: space.resolve(12),
+    ):
         with pytest.raises(InvalidArchitectureError, match="no official index"):
             call()
 
@@ -216,9 +234,11 @@ def test_neighbours_of_a_small_cell(space):
     cell = parse_cell("010-001-000:input,conv3x3-bn-relu,output")
     got = {str(c) for c in space.neighbours(cell)}
     # Dropping either edge disconnects; adding 0->2 or changing the op gives three new cells.
-    assert got == {"011-001-000:input,conv3x3-bn-relu,output",
-                   "010-001-000:input,conv1x1-bn-relu,output",
-                   "010-001-000:input,maxpool3x3,output"}
+    assert got == {
+        "011-001-000:input,conv3x3-bn-relu,output",
+        "010-001-000:input,conv1x1-bn-relu,output",
+        "010-001-000:input,maxpool3x3,output",
+    }
     with pytest.raises(InvalidArchitectureError, match="no neighbours"):
         space.mutate(parse_cell("01-00:input,output"), np.random.default_rng(0))
 

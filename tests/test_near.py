@@ -1,5 +1,6 @@
 """NEAR: effective rank, the activation-matrix protocol, the fast engine against the per-sample
 one, the official regression anchors, degenerate networks, and the design tools."""
+
 from __future__ import annotations
 
 import math
@@ -10,15 +11,23 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import SHARED_DATA, require
 from nas.data import load_batch, parse_data_arg
 from nas.errors import NasError
 from nas.proxies import evaluate, get_proxy, list_proxies
-from nas.proxies.near import (NonFiniteActivations, activation_matrices, effective_rank,
-                              hooked_modules, layer_ranks, near_score, reset_parameters)
-from nas.proxies.near_tools import (estimate_layer_size, fit_layer_size, rank_activation_init)
+from nas.proxies.near import (
+    NonFiniteActivations,
+    activation_matrices,
+    effective_rank,
+    hooked_modules,
+    layer_ranks,
+    near_score,
+    reset_parameters,
+)
+from nas.proxies.near_tools import estimate_layer_size, fit_layer_size, rank_activation_init
 from nas.scoring import build_network
 from nas.searchspaces.nats_tss import NatsTSS
+
+from conftest import SHARED_DATA, require
 
 CIFAR = SHARED_DATA / "cifar10" / "cifar-10-batches-py"
 
@@ -44,8 +53,10 @@ def test_effective_rank_of_circulant_matches_roy_vetterli(rho):
     # Circulant with first row (1, r, r^2, r): eigenvalues 1 + r w^k + r^2 w^2k + r w^3k, w = i,
     # i.e. (1+r)^2, 1-r^2, 1-r^2, (1-r)^2; symmetric, so these are the singular values up to sign.
     # They sum to 4, and p = s/4 is the product of two Bernoulli((1+|r|)/2) laws: H = 2 h(q).
-    a = torch.tensor([[1, rho, rho**2, rho], [rho, 1, rho, rho**2],
-                      [rho**2, rho, 1, rho], [rho, rho**2, rho, 1]], dtype=torch.float64)
+    a = torch.tensor(
+        [[1, rho, rho**2, rho], [rho, 1, rho, rho**2], [rho**2, rho, 1, rho], [rho, rho**2, rho, 1]],
+        dtype=torch.float64,
+    )
     q = (1 + abs(rho)) / 2
     h = -sum(x * math.log(x) for x in (q, 1 - q) if x > 0)
     assert effective_rank(a) == pytest.approx(math.exp(2 * h), rel=1e-9)
@@ -90,7 +101,7 @@ def hand_expected(x: np.ndarray, seed: int) -> list[float]:
     columns), each keeping rows 3k, 3k+1 (row = w * 3 + h, channels as columns) with k =
     randint(0, 9 // 3 - 1) drawn in call order; the linear layer and Tanh need two samples."""
     rng = np.random.RandomState(seed)
-    conv = x[0]                                   # identity 1x1 convolution
+    conv = x[0]  # identity 1x1 convolution
     k_conv = rng.randint(0, 2)
     k_relu = rng.randint(0, 2)
 
@@ -116,8 +127,17 @@ def test_hand_checked_network(fast, seed):
 
 
 def test_hooked_modules_follow_the_official_rule():
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                        nn.LayerNorm(4), nn.Linear(4, 2), nn.Dropout(), nn.Softmax(dim=1))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.LayerNorm(4),
+        nn.Linear(4, 2),
+        nn.Dropout(),
+        nn.Softmax(dim=1),
+    )
     assert [name for name, _ in hooked_modules(net)] == ["0", "1", "2", "5", "6", "8"]
 
 
@@ -128,11 +148,11 @@ def test_matrices_are_square_blocks_cut_short_near_the_end():
     x = torch.randn(3, 1, 4, 4)
     shapes = set()
     for seed in range(10):
-        (_, m), = activation_matrices(net, x, np.random.RandomState(seed))
+        ((_, m),) = activation_matrices(net, x, np.random.RandomState(seed))
         shapes.add(tuple(m.shape))
         start = 4 * np.random.RandomState(seed).randint(0, 3)
         full = net(x[:1]).detach()[0].permute(2, 1, 0).reshape(16, 8)
-        torch.testing.assert_close(m, full[start:start + 8])
+        torch.testing.assert_close(m, full[start : start + 8])
     assert shapes == {(8, 8)}
     net = nn.Sequential(nn.Conv2d(1, 16, 1))
     shapes = {tuple(activation_matrices(net, x, np.random.RandomState(s))[0][1].shape) for s in range(20)}
@@ -220,7 +240,7 @@ def test_fast_equals_per_sample_with_in_place_ops_and_other_ranks(net_class, see
 def test_block_starts_are_the_protocol_draws_in_order():
     from nas.proxies.near import _block_start, _block_starts
 
-    rows, sizes = [1024, 16, 64, 10, 256, 3, 64], [32, 16, 8, 1, 16, 5, 8]   # bounds 31, 0, 7, 9, 15, -1, 7
+    rows, sizes = [1024, 16, 64, 10, 256, 3, 64], [32, 16, 8, 1, 16, 5, 8]  # bounds 31, 0, 7, 9, 15, -1, 7
 
     class Custom:  # any object with randint (scalar bounds only)
         def __init__(self):
@@ -234,7 +254,7 @@ def test_block_starts_are_the_protocol_draws_in_order():
         one, many = make(), make()
         expected = [_block_start(one, r, s) for r, s in zip(rows, sizes)]
         assert _block_starts(many, rows, sizes) == expected
-        assert one.randint(0, 1000) == many.randint(0, 1000)   # the same draws consumed
+        assert one.randint(0, 1000) == many.randint(0, 1000)  # the same draws consumed
 
 
 def test_matrices_are_ordinary_tensors_and_batchnorm_is_restored():
@@ -243,9 +263,9 @@ def test_matrices_are_ordinary_tensors_and_batchnorm_is_restored():
     before = {k: v.clone() for k, v in net.state_dict().items()}
     for name, m in activation_matrices(net, torch.randn(12, 3, 6, 6)):
         assert not m.is_inference(), name
-        m.mul_(2.0)   # usable like any tensor
+        m.mul_(2.0)  # usable like any tensor
     assert "forward" not in net.bn.__dict__
-    for k, v in net.state_dict().items():   # running statistics untouched
+    for k, v in net.state_dict().items():  # running statistics untouched
         torch.testing.assert_close(v, before[k])
 
 
@@ -254,17 +274,22 @@ def cifar_batch():
     return load_batch(parse_data_arg(f"cifar10:{require(CIFAR)}", batch_size=64, seed=0))
 
 
-@pytest.mark.parametrize("cell", [
-    "|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|none~2|",
-    "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
-])
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|none~2|",
+        "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
+    ],
+)
 def test_fast_equals_per_sample_on_nats_tss(cifar_batch, cell):
     space = NatsTSS()
     arch = space.parse(cell)
-    fast = layer_ranks(build_network(space, arch, 10, 0).train(), cifar_batch.inputs,
-                       np.random.RandomState(0), fast=True)
-    slow = layer_ranks(build_network(space, arch, 10, 0).train(), cifar_batch.inputs,
-                       np.random.RandomState(0), fast=False)
+    fast = layer_ranks(
+        build_network(space, arch, 10, 0).train(), cifar_batch.inputs, np.random.RandomState(0), fast=True
+    )
+    slow = layer_ranks(
+        build_network(space, arch, 10, 0).train(), cifar_batch.inputs, np.random.RandomState(0), fast=False
+    )
     assert [n for n, _ in fast] == [n for n, _ in slow]
     assert "classifier" == fast[-1][0] and "stem.0" == fast[0][0]
     np.testing.assert_allclose([r for _, r in fast], [r for _, r in slow], rtol=1e-4, atol=1e-4)
@@ -276,8 +301,12 @@ def test_proxy_is_registered_and_scores_a_cell(cifar_batch):
     proxy = get_proxy("near")
     assert proxy.higher_is_better and proxy.needs.mode == "train"
     space = NatsTSS()
-    model = build_network(space, space.parse(
-        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"), 10, 0)
+    model = build_network(
+        space,
+        space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"),
+        10,
+        0,
+    )
     result = evaluate(proxy, model, cifar_batch)
     assert result.ok and 1000 < result.score < 10000
     with pytest.raises(NasError):
@@ -299,8 +328,16 @@ def test_official_regression_anchor(fast):
     """The official test: same seeds, same RNG call order (DataLoader shuffles and default
     re-initialisation on torch's generator, block starts on numpy's global one)."""
     loader = official_setup()
-    model = nn.Sequential(nn.Conv2d(3, 3, 5), nn.Flatten(), nn.SiLU(), nn.Linear(108, 50), nn.SiLU(),
-                          nn.Linear(50, 25), nn.SiLU(), nn.Linear(25, 5))
+    model = nn.Sequential(
+        nn.Conv2d(3, 3, 5),
+        nn.Flatten(),
+        nn.SiLU(),
+        nn.Linear(108, 50),
+        nn.SiLU(),
+        nn.Linear(50, 25),
+        nn.SiLU(),
+        nn.Linear(25, 5),
+    )
     score = near_score(model, loader, repetitions=5, rng=np.random, fast=fast, precision="float32")
     assert score == pytest.approx(132.1655230906162, rel=1e-6)
 
@@ -310,8 +347,12 @@ def test_official_layer_size_anchor():
     front and reset after scoring as the official loop does."""
     loader = official_setup()
     sizes = [10 * 2**i for i in range(9)]
-    models = [nn.Sequential(nn.Conv2d(3, 3, 5), nn.Flatten(), nn.Tanh(), nn.Linear(108, s), nn.Tanh(),
-                            nn.Linear(s, 5), nn.Tanh()) for s in sizes]
+    models = [
+        nn.Sequential(
+            nn.Conv2d(3, 3, 5), nn.Flatten(), nn.Tanh(), nn.Linear(108, s), nn.Tanh(), nn.Linear(s, 5), nn.Tanh()
+        )
+        for s in sizes
+    ]
     relative = []
     for size, model in zip(sizes, models):
         relative.append(near_score(model, loader, layer_index=4, rng=np.random) / size)
@@ -366,6 +407,7 @@ def test_degenerate_networks():
 
 def _batch(x):
     from nas.data import Batch, InputSpec
+
     return Batch(x, torch.zeros(len(x), dtype=torch.long), 10, InputSpec())
 
 
@@ -385,7 +427,7 @@ def rank_sqrt_layer(size: int) -> nn.Module:
 def test_estimate_layer_size_on_a_derivable_case():
     sizes = [4, 9, 16, 25, 36, 49, 64, 81, 100, 121, 144]
     estimate = estimate_layer_size(rank_sqrt_layer, sizes, torch.eye(144), layer_index=1)
-    np.testing.assert_allclose(estimate.relative_scores, [s ** -0.5 for s in sizes], rtol=1e-6)
+    np.testing.assert_allclose(estimate.relative_scores, [s**-0.5 for s in sizes], rtol=1e-6)
     assert (estimate.a, estimate.b, estimate.c) == pytest.approx((0.0, 1.0, -0.5), abs=1e-6)
     assert float(estimate) == pytest.approx(0.005 ** (-2 / 3), rel=1e-5)
     assert fit_layer_size(sizes, estimate.relative_scores, 0.01).size == pytest.approx(0.01 ** (-2 / 3), rel=1e-5)
@@ -400,6 +442,6 @@ def test_ranking_flags_bad_activation_and_init_as_worst():
     ranking = rank_activation_init(build, activations, inits, torch.randn(64, 8), repetitions=2)
     assert len(ranking) == 9
     bad = {(r.activation, r.init) for r in ranking if r.activation == "constant" or r.init == "zeros"}
-    assert {(r.activation, r.init) for r in ranking[-len(bad):]} == bad
-    assert all(r.flagged for r in ranking[-len(bad):]) and not any(r.flagged for r in ranking[:-len(bad)])
+    assert {(r.activation, r.init) for r in ranking[-len(bad) :]} == bad
+    assert all(r.flagged for r in ranking[-len(bad) :]) and not any(r.flagged for r in ranking[: -len(bad)])
     assert ranking[0].score > 3 * ranking[-len(bad)].score

@@ -1,5 +1,6 @@
 """NLC: exactness on affine networks, agreement with the full-Jacobian value, invariances,
 reproducibility, and BatchNorm modes on a real NATS-TSS network."""
+
 from __future__ import annotations
 
 import math
@@ -70,8 +71,14 @@ def test_affine_mlp_is_exactly_one(pairs):
 
 def test_affine_conv_network_with_batchnorm_is_exactly_one_in_eval_mode():
     torch.manual_seed(1)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Conv2d(8, 4, 3, stride=2),
-                        nn.AvgPool2d(2), nn.Flatten(), nn.Linear(4 * 3 * 3, 10)).double()
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.Conv2d(8, 4, 3, stride=2),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(4 * 3 * 3, 10),
+    ).double()
     x = torch.randn(16, 3, 14, 14, dtype=torch.float64)
     assert nlc_value(net, x, pairs=16, bn="eval") == pytest.approx(1.0, abs=1e-10)
     # in train mode the batch normalisation divides by the batch's std: not affine as a batch map
@@ -144,7 +151,9 @@ def tss_network(space, text: str) -> nn.Module:
 
 
 def test_tss_cell_finite_in_both_bn_modes_and_model_untouched(tss_space):
-    net = tss_network(tss_space, "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|")
+    net = tss_network(
+        tss_space, "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+    )
     before = {k: v.clone() for k, v in net.state_dict().items()}
     net.train()
     x = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))

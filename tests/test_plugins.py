@@ -1,6 +1,7 @@
 """One extension pattern: spaces, importers and samplers arrive from installed packages through
 entry points, like proxies; a name registered twice is an error naming both sources; and
 ``nas.testing`` holds the contract checks a plugin author runs."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,22 @@ EXAMPLE = Path(__file__).parent / "plugin_example"
 
 def _install(package: Path, target: Path) -> dict[str, str]:
     """``pip install`` a plugin into its own folder (not our environment); the env that sees it."""
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps",
-                    "--target", str(target), str(package)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-build-isolation",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(package),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return {**os.environ, "PYTHONPATH": str(target)}
 
 
@@ -45,49 +60,92 @@ def test_a_plugin_space_works_with_score_correlate_and_search(toy_env):
     assert imported.returncode == 0, imported.stderr
     assert json.loads(imported.stdout)["rows"] == 64
 
-    scored = _nas(toy_env, "score", "--space", "toy-mlp", "--proxy", "params,synflow", "--archs", "8-8-8,64-64-64",
-                  "--json", "--quiet")
+    scored = _nas(
+        toy_env,
+        "score",
+        "--space",
+        "toy-mlp",
+        "--proxy",
+        "params,synflow",
+        "--archs",
+        "8-8-8,64-64-64",
+        "--json",
+        "--quiet",
+    )
     assert scored.returncode == 0, scored.stderr
     params = {r["arch"]: r["score"] for r in json.loads(scored.stdout)["scores"] if r["proxy"] == "params"}
-    assert params == {"8-8-8": 48 * 8 + 8 + 2 * (8 * 8 + 8) + 8 * 10 + 10,
-                      "64-64-64": 48 * 64 + 64 + 2 * (64 * 64 + 64) + 64 * 10 + 10}
+    assert params == {
+        "8-8-8": 48 * 8 + 8 + 2 * (8 * 8 + 8) + 8 * 10 + 10,
+        "64-64-64": 48 * 64 + 64 + 2 * (64 * 64 + 64) + 64 * 10 + 10,
+    }
 
-    correlated = _nas(toy_env, "correlate", "--space", "toy-mlp", "--proxy", "params", "--dataset", "cifar10",
-                      "--split", "valid", "--epochs", "10", "--sample", "all", "--bootstrap", "0", "--json")
+    correlated = _nas(
+        toy_env,
+        "correlate",
+        "--space",
+        "toy-mlp",
+        "--proxy",
+        "params",
+        "--dataset",
+        "cifar10",
+        "--split",
+        "valid",
+        "--epochs",
+        "10",
+        "--sample",
+        "all",
+        "--bootstrap",
+        "0",
+        "--json",
+    )
     assert correlated.returncode == 0, correlated.stderr
     [record] = json.loads(correlated.stdout)["results"]
     assert record["n"] == 64 and record["kendall_tau"] > 0.5  # the toy table grows with log(params)
 
-    searched = _nas(toy_env, "search", "--space", "toy-mlp", "--proxy", "params", "--sampler", "toy-first(startup=1)",
-                    "--trials", "6", "--json")
+    searched = _nas(
+        toy_env,
+        "search",
+        "--space",
+        "toy-mlp",
+        "--proxy",
+        "params",
+        "--sampler",
+        "toy-first(startup=1)",
+        "--trials",
+        "6",
+        "--json",
+    )
     assert searched.returncode == 0, searched.stderr
     result = json.loads(searched.stdout)
     assert result["evaluations"] == 6 and result["sampler"] == "toy-first"
-    assert result["report"]["dataset"] == "cifar10"   # joined with the plugin's table
+    assert result["report"]["dataset"] == "cifar10"  # joined with the plugin's table
 
 
 def test_a_plugin_taking_a_builtin_name_is_an_error_naming_both(tmp_path):
     pkg = tmp_path / "src"
     (pkg / "clash").mkdir(parents=True)
     (pkg / "clash" / "__init__.py").write_text(
-        "from nas.searchspaces import SearchSpace\n\n"
-        "class Clash(SearchSpace):\n    name = 'nats-tss'\n")
+        "from nas.searchspaces import SearchSpace\n\nclass Clash(SearchSpace):\n    name = 'nats-tss'\n"
+    )
     (pkg / "pyproject.toml").write_text(
         "[build-system]\nrequires = ['setuptools']\nbuild-backend = 'setuptools.build_meta'\n"
         "[project]\nname = 'clash'\nversion = '0.2'\n"
-        "[project.entry-points.'zcnas.spaces']\nnats-tss = 'clash:Clash'\n")
+        "[project.entry-points.'zcnas.spaces']\nnats-tss = 'clash:Clash'\n"
+    )
     env = _install(pkg, tmp_path / "site")
     result = _nas(env, "spaces")
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "nas: error: search space 'nats-tss' is registered twice: by nas.searchspaces.nats_tss.NatsTSS "
-        "and by clash.Clash (entry point 'nats-tss' of clash 0.2); rename one of them")
+        "and by clash.Clash (entry point 'nats-tss' of clash 0.2); rename one of them"
+    )
 
 
 def test_registering_a_proxy_name_twice_is_an_error():
     from nas.proxies import register_proxy
 
     with pytest.raises(NasError, match=r"proxy 'near' is registered twice: by nas\.proxies\.near\.\w+ and by "):
+
         @register_proxy("near")
         def near(model, batch):  # noqa: ARG001
             return 0.0
@@ -96,7 +154,7 @@ def test_registering_a_proxy_name_twice_is_an_error():
 def test_the_registry_reads_aliases_and_lets_a_reloaded_module_register_again():
     reg: Registry[int] = Registry("number", "zcnas.test-numbers", aliases={"uno": "one"})
     reg.add("one", 1, source="mod.one")
-    reg.add("one", 11, source="mod.one")      # the same source again: a reload, not a clash
+    reg.add("one", 11, source="mod.one")  # the same source again: a reload, not a clash
     assert reg.get("UNO") == 11 and reg.canonical(" One ") == "one" and "uno" in reg
     with pytest.raises(NasError, match="unknown number 'two'; expected one of one"):
         reg.get("two")

@@ -1,4 +1,5 @@
 """The reproduction script's comparison with the authors' code: both sides on the same cells."""
+
 from __future__ import annotations
 
 import csv
@@ -37,8 +38,10 @@ def test_peer_results_compare_on_the_cells_both_sides_scored(reproduce, tmp_path
     acc = rng.normal(90, 2, 40)
     theirs = acc + rng.normal(0, 1, 40)
     # The authors scored grasp on the first 20 cells only (the reference file's grasp and fisher).
-    rows = [{"index": str(i), "cifar10_test_200ep": f"{acc[i]:.6f}", "grasp": f"{theirs[i]:.6f}" if i < 20 else ""}
-            for i in range(40)]
+    rows = [
+        {"index": str(i), "cifar10_test_200ep": f"{acc[i]:.6f}", "grasp": f"{theirs[i]:.6f}" if i < 20 else ""}
+        for i in range(40)
+    ]
     shared = write_reference(tmp_path, rows)
     ours = {i: float(acc[i] + rng.normal(0, 3)) for i in range(40) if i != 5}  # one failed on our side
     peer = reproduce.peer_results(shared, {"grasp": ours})["grasp"]
@@ -76,6 +79,7 @@ def test_holdout_cells_are_outside_the_sample_and_fixed(reproduce):
     assert [tss.index_of(a) for a in held[:3]] == [i for i in first if tss.key(tss.from_index(i)) not in seen][:3]
     # the stage scores every ensemble's components
     from nas.proxies import get_proxy, parse_proxy_spec
+
     for text in reproduce.ENSEMBLES:
         name, params = parse_proxy_spec(text)[0]
         assert {c.label() for c in get_proxy(name, **params).components} <= set(reproduce.HOLDOUT)
@@ -90,10 +94,10 @@ def test_the_whole_space_stages_score_every_cell_once_unique_cells_first(reprodu
     order = reproduce.scoring_order(tss, unique)
     keys = [tss.key(a) for a in order]
     assert len(keys) == len(set(keys)) == tss.size
-    head = set(keys[:len(unique)])
+    head = set(keys[: len(unique)])
     assert head == {tss.key(a) for a in unique}
     # a random order within the group, not the index order
-    assert [tss.index_of(a) for a in order[:len(unique)]] != sorted(tss.index_of(a) for a in unique)
+    assert [tss.index_of(a) for a in order[: len(unique)]] != sorted(tss.index_of(a) for a in unique)
     assert order == reproduce.scoring_order(tss, unique)
 
 
@@ -146,16 +150,21 @@ def test_own_network_stages_score_each_datasets_network_and_report_coverage(repr
     assert reproduce.Stage("y", "nats-tss", [], []).inputs(common="real") == "real"
     # the default ensemble and az_nas are computable from what these stages score
     from nas.proxies import get_proxy
+
     for name in ("ensemble", "az_nas"):
         assert {c.label() for c in get_proxy(name).components} <= set(reproduce.OWN_NETWORK)
 
     def record(label, dataset, n, tau):
         return {"proxy": label, "dataset": dataset, "n_total": n, "kendall_tau": tau, "kendall_tau_ci": None}
 
-    own = {"cifar100": [record("ensemble", "cifar100", 9445, 0.731), record("az_nas", "cifar100", 120, 0.64)],
-           "imagenet16-120": []}
-    ten = {"cifar100": [record("ensemble", "cifar100", 9445, 0.718), record("az_nas", "cifar100", 120, 0.61)],
-           "imagenet16-120": []}
+    own = {
+        "cifar100": [record("ensemble", "cifar100", 9445, 0.731), record("az_nas", "cifar100", 120, 0.64)],
+        "imagenet16-120": [],
+    }
+    ten = {
+        "cifar100": [record("ensemble", "cifar100", 9445, 0.718), record("az_nas", "cifar100", 120, 0.61)],
+        "imagenet16-120": [],
+    }
     lines = reproduce.section_own_network(own, ten, 9445)
     ensemble = next(line for line in lines if line.startswith("| `ensemble`"))
     assert "0.731 / 0.718 / 0.753 (VKDNW_agg) |" in ensemble
@@ -178,8 +187,11 @@ def test_nb101_reading_quotes_this_runs_figures_beside_the_published_ones(reprod
     def record(label, tau, rho, n=1000):
         return {"proxy": label, "dataset": "cifar10", "n": n, "kendall_tau": tau, "spearman": rho}
 
-    records = {"near": record("near", 0.388, 0.546), "synflow": record("synflow", 0.288, 0.426, 338),
-               "snip": record("snip", -0.110, -0.159)}
+    records = {
+        "near": record("near", 0.388, 0.546),
+        "synflow": record("synflow", 0.288, 0.426, 338),
+        "snip": record("snip", -0.110, -0.159),
+    }
     near, baselines = reproduce.nb101_reading(records, {})
     assert "**NEAR is 0.13 below its paper's tau 0.52 here** (rho 0.546 against 0.70)" in near
     assert "`synflow` 0.426 (|rho| 0.372; ours on 338 cells)" in baselines
@@ -194,8 +206,12 @@ def test_nb101_reading_explains_a_far_baseline_with_the_measured_batch_effect(re
     def record(label, tau, rho, n=1000):
         return {"proxy": label, "dataset": "cifar10", "n": n, "kendall_tau": tau, "spearman": rho}
 
-    records = {"jacob_cov": record("jacob_cov", -0.104, -0.157), "near": record("near", 0.388, 0.546),
-               "ensemble": record("ensemble", 0.584, 0.781), "az_nas": record("az_nas", 0.545, 0.740)}
+    records = {
+        "jacob_cov": record("jacob_cov", -0.104, -0.157),
+        "near": record("near", 0.388, 0.546),
+        "ensemble": record("ensemble", 0.584, 0.781),
+        "az_nas": record("az_nas", 0.545, 0.740),
+    }
     paragraphs = reproduce.nb101_reading(records, {})
     jacob = next(p for p in paragraphs if p.startswith("**`jacob_cov` is far"))
     assert "(|rho| 0.157 against 0.378)" in jacob and "measured" not in jacob

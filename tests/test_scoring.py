@@ -1,4 +1,5 @@
 """Scoring runs: the store, resumption, several worker processes, the CSV contract."""
+
 from __future__ import annotations
 
 import csv
@@ -10,7 +11,6 @@ import sys
 import pytest
 import torch
 
-from conftest import require
 from nas.cli import main
 from nas.data import InputSpec, load_batch, parse_data_arg
 from nas.errors import NasError
@@ -18,6 +18,8 @@ from nas.proxies import Needs, Proxy, ProxyResult, evaluate, get_proxy, parse_pr
 from nas.scoring import Scorer, score_many, select_archs
 from nas.searchspaces import get_space
 from nas.store import ScoreStore
+
+from conftest import require
 
 
 @pytest.fixture
@@ -115,8 +117,9 @@ def test_a_score_does_not_depend_on_the_other_proxies():
     space = get_space("nats-tss")
     arch = space.from_index(77)
     alone = Scorer(space, [get_proxy("_global_draw")], InputSpec()).score(arch)["_global_draw"]
-    after = Scorer(space, [get_proxy("_sum_of_logits"), get_proxy("_draws_a_lot"), get_proxy("_global_draw")],
-                   InputSpec()).score(arch)["_global_draw"]
+    after = Scorer(
+        space, [get_proxy("_sum_of_logits"), get_proxy("_draws_a_lot"), get_proxy("_global_draw")], InputSpec()
+    ).score(arch)["_global_draw"]
     assert alone.ok and alone.score == after.score
 
 
@@ -157,7 +160,10 @@ def test_failures_are_reported_not_ranked():
 
 def test_parse_proxy_spec():
     assert parse_proxy_spec("near, nlc(samples=500,bn=eval) ,synflow") == [
-        ("near", {}), ("nlc", {"samples": 500, "bn": "eval"}), ("synflow", {})]
+        ("near", {}),
+        ("nlc", {"samples": 500, "bn": "eval"}),
+        ("synflow", {}),
+    ]
     with pytest.raises(NasError, match="not key=value"):
         parse_proxy_spec("near(8)")
     with pytest.raises(NasError, match="no proxy given"):
@@ -182,8 +188,11 @@ def test_cifar_batches_are_real_and_normalised(shared_data):
 def test_npz_and_imagenet16_shapes(tmp_path):
     import numpy as np
 
-    np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).integers(0, 255, (10, 3, 16, 16), dtype=np.uint8),
-             y=np.arange(10))
+    np.savez(
+        tmp_path / "x.npz",
+        x=np.random.default_rng(0).integers(0, 255, (10, 3, 16, 16), dtype=np.uint8),
+        y=np.arange(10),
+    )
     batch = load_batch(parse_data_arg(f"npz:{tmp_path / 'x.npz'}", dataset="imagenet16-120", batch_size=4))
     assert batch.inputs.shape == (4, 3, 16, 16) and batch.num_classes == 120
     assert load_batch(InputSpec(dataset="imagenet16", batch_size=2)).inputs.shape == (2, 3, 16, 16)
@@ -204,8 +213,23 @@ def test_cli_score_csv_contract_and_resume(tmp_path, capsys):
     assert main(["score", "--space", "nats-tss", "--proxy", "params", "--archs", "0,9930", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["summary"][0]["ok"] == 2 and report["wall_time_s"] < 1.0  # from the store
-    assert main(["score", "--space", "nats-tss", "--proxy", "params", "--sample", "3",
-                 "--data", "cifar10:/no/such/dir", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "score",
+                "--space",
+                "nats-tss",
+                "--proxy",
+                "params",
+                "--sample",
+                "3",
+                "--data",
+                "cifar10:/no/such/dir",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "cifar10 directory '/no/such/dir' does not exist" in capsys.readouterr().err
 
 
@@ -218,18 +242,50 @@ def test_plugin_package_through_entry_point(tmp_path):
         "from nas.proxies import register_proxy, Needs\n\n"
         "@register_proxy('my_proxy', needs=Needs(inputs=False))\n"
         "def my_proxy(model, batch):\n"
-        "    return float(sum(p.numel() for p in model.parameters())) + 0.5\n")
+        "    return float(sum(p.numel() for p in model.parameters())) + 0.5\n"
+    )
     (pkg / "pyproject.toml").write_text(
         "[build-system]\nrequires = ['setuptools']\nbuild-backend = 'setuptools.build_meta'\n"
         "[project]\nname = 'my-proxy'\nversion = '0.1'\n"
-        "[project.entry-points.'zcnas.proxies']\nmy_proxy = 'my_proxy'\n")
+        "[project.entry-points.'zcnas.proxies']\nmy_proxy = 'my_proxy'\n"
+    )
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps",
-                    "--target", str(target), str(pkg)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-build-isolation",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(pkg),
+        ],
+        check=True,
+        capture_output=True,
+    )
     env = {**__import__("os").environ, "PYTHONPATH": str(target)}
-    result = subprocess.run([sys.executable, "-m", "nas.cli", "score", "--space", "nats-tss",
-                             "--proxy", "my_proxy", "--archs", "0", "--json", "--quiet"],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nas.cli",
+            "score",
+            "--space",
+            "nats-tss",
+            "--proxy",
+            "my_proxy",
+            "--archs",
+            "0",
+            "--json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["scores"][0]["score"] == 129306.5
 
@@ -272,7 +328,7 @@ def test_a_shared_pass_scores_its_group_once_and_fails_only_the_non_finite():
     assert calls == [["_paired_one", "_paired_inf"]]
     assert results[0].ok and results[0].score == 1.0
     assert results[1].status == "failed" and "non-finite" in results[1].reason
-    assert results[0].seconds == results[1].seconds   # the pass's time, split evenly
+    assert results[0].seconds == results[1].seconds  # the pass's time, split evenly
 
     def broken(proxies, model, batch):
         raise RuntimeError("out of memory")

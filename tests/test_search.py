@@ -3,6 +3,7 @@
 Scores are the `params` proxy (a network build, ~20 ms) or the closed-form costs, so every
 search here takes seconds; the proxies themselves are tested elsewhere.
 """
+
 from __future__ import annotations
 
 import ast
@@ -42,10 +43,17 @@ BEST_KEYS = {"arch", "index", "params", "score"}
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def config(sampler: str = "random", proxy: str | None = "params", objectives: str | None = None,
-           seed: int = 0, **options) -> SearchConfig:
-    return SearchConfig("nats-tss", tuple(parse_objectives(objectives, proxy)), sampler=sampler,
-                        sampler_options=tuple(options.items()), seed=seed, inputs=InputSpec(batch_size=8))
+def config(
+    sampler: str = "random", proxy: str | None = "params", objectives: str | None = None, seed: int = 0, **options
+) -> SearchConfig:
+    return SearchConfig(
+        "nats-tss",
+        tuple(parse_objectives(objectives, proxy)),
+        sampler=sampler,
+        sampler_options=tuple(options.items()),
+        seed=seed,
+        inputs=InputSpec(batch_size=8),
+    )
 
 
 def roles(run_or_study) -> Counter:
@@ -59,17 +67,19 @@ def check_unique(run) -> None:
     assert [e.position for e in run.evaluations] == sorted({e.position for e in run.evaluations})
 
 
-@pytest.mark.parametrize("sampler, objectives, options", [
-    ("random", None, {}),
-    ("tpe", None, {"n_startup_trials": 4}),
-    ("gp", None, {"n_startup_trials": 4}),
-    ("brute", None, {}),
-    ("evolution", None, {"population": 5, "tournament": 2}),
-    ("nsga2", "params,flops", {"population": 3}),
-])
+@pytest.mark.parametrize(
+    "sampler, objectives, options",
+    [
+        ("random", None, {}),
+        ("tpe", None, {"n_startup_trials": 4}),
+        ("gp", None, {"n_startup_trials": 4}),
+        ("brute", None, {}),
+        ("evolution", None, {"population": 5, "tournament": 2}),
+        ("nsga2", "params,flops", {"population": 3}),
+    ],
+)
 def test_every_sampler_spends_exactly_the_budget(sampler, objectives, options):
-    run = run_search(config(sampler, None if objectives else "params", objectives, **options),
-                     RunOptions(trials=6))
+    run = run_search(config(sampler, None if objectives else "params", objectives, **options), RunOptions(trials=6))
     assert run.complete and run.stop_reason == "budget"
     check_unique(run)
     assert len(run.directions) == (2 if objectives else 1)
@@ -117,8 +127,9 @@ def test_resume_continues_without_repeating():
     cfg = config("tpe", n_startup_trials=3)
     first = run_search(cfg, RunOptions(trials=8))
     again = run_search(cfg, RunOptions(trials=8))  # the same command: nothing left to do
-    assert again.total_trials == first.total_trials and [e.key for e in again.evaluations] == \
-        [e.key for e in first.evaluations]
+    assert again.total_trials == first.total_trials and [e.key for e in again.evaluations] == [
+        e.key for e in first.evaluations
+    ]
     more = run_search(cfg, RunOptions(trials=16))
     check_unique(more)
     assert [e.key for e in more.evaluations[:8]] == [e.key for e in first.evaluations]
@@ -148,8 +159,11 @@ def test_interrupted_evaluations_are_retried_on_resume(monkeypatch):
     assert stopped.interrupted and len(stopped.evaluations) == 3
     resumed = run_search(cfg, RunOptions(trials=6))
     check_unique(resumed)
-    retried = [t for t in optuna.load_study(study_name=resumed.study, storage=resumed.storage).trials
-               if "zcnas.retry_of" in t.system_attrs]
+    retried = [
+        t
+        for t in optuna.load_study(study_name=resumed.study, storage=resumed.storage).trials
+        if "zcnas.retry_of" in t.system_attrs
+    ]
     assert len(retried) == 1 and retried[0].state == optuna.trial.TrialState.COMPLETE
     assert retried[0].system_attrs["zcnas.retry_of"] == 3
 
@@ -158,10 +172,10 @@ def test_interrupted_evaluations_are_retried_on_resume(monkeypatch):
 def test_tournament_picks_the_best_of_its_draw():
     rng = np.random.default_rng(0)
     population = [Member(None, str(i), float(v)) for i, v in enumerate([3, 9, 1, 7, 5])]
-    assert tournament(population, 5, rng).value == 9                 # everyone: the best
+    assert tournament(population, 5, rng).value == 9  # everyone: the best
     assert tournament(population, 5, rng, maximize=False).value == 1
     draws = Counter(tournament(population, 2, rng).value for _ in range(2000))
-    assert set(draws) == {3, 9, 7, 5}        # the worst never wins a duel
+    assert set(draws) == {3, 9, 7, 5}  # the worst never wins a duel
     assert draws[9] > draws[7] > draws[5] > draws[3]
 
 
@@ -172,10 +186,18 @@ def test_evolution_mutates_a_tournament_winner():
     best = space.from_index(9930)
     members = [space.from_index(i) for i in (0, 1, 2)] + [best]
     for i, arch in enumerate(members):  # best has the highest value
-        study.add_trial(optuna.trial.create_trial(
-            params=space.encode(arch), value=float(i),
-            distributions={k: optuna.distributions.CategoricalDistribution(
-                ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]) for k in space.encode(arch)}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=space.encode(arch),
+                value=float(i),
+                distributions={
+                    k: optuna.distributions.CategoricalDistribution(
+                        ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+                    )
+                    for k in space.encode(arch)
+                },
+            )
+        )
     assert [m.key for m in sampler.history(study)] == [str(m) for m in members]
     for _ in range(20):
         child = sampler.propose(study)  # tournament = whole population: always the best's child
@@ -210,8 +232,10 @@ def test_sampler_options_are_checked():
 # -- the import rule ---------------------------------------------------------------------------------
 def test_strategies_never_import_benchmarks():
     """The search never sees an accuracy: nas.strategies imports no nas.benchmarks module."""
-    code = ("import sys, nas.strategies, nas.strategies.run, nas.strategies.liveness\n"
-            "print([m for m in sys.modules if m.startswith('nas.benchmarks')])")
+    code = (
+        "import sys, nas.strategies, nas.strategies.run, nas.strategies.liveness\n"
+        "print([m for m in sys.modules if m.startswith('nas.benchmarks')])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     for path in sorted((ROOT / "strategies").glob("*.py")):
@@ -246,17 +270,34 @@ def run_cli(capsys, *argv):
 
 def test_cli_json_keys_and_report(capsys, tmp_path, isolated_nas_home):
     valid = fake_table(isolated_nas_home)
-    argv = ["--space", "nats-tss", "--proxy", "params", "--sampler", "random", "--trials", "6",
-            "--batch-size", "8", "--quiet"]
+    argv = [
+        "--space",
+        "nats-tss",
+        "--proxy",
+        "params",
+        "--sampler",
+        "random",
+        "--trials",
+        "6",
+        "--batch-size",
+        "8",
+        "--quiet",
+    ]
     code, out, _ = run_cli(capsys, *argv, "--json")
     assert code == 0
     result = json.loads(out)
     assert TOP_LEVEL_KEYS <= set(result) and result["evaluations"] == 6 and result["sampler"] == "random"
     (best,) = result["best"]
     assert set(best) == BEST_KEYS | {"accuracy"}
-    assert best["arch"] == str(TSS.from_index(best["index"])) and best["params"] == TSS.num_params(TSS.parse(best["arch"]))
-    assert best["accuracy"] == {"dataset": "cifar10", "epochs": 200, "valid": pytest.approx(valid[best["arch"]]),
-                                "test": pytest.approx(valid[best["arch"]] + 1)}
+    assert best["arch"] == str(TSS.from_index(best["index"])) and best["params"] == TSS.num_params(
+        TSS.parse(best["arch"])
+    )
+    assert best["accuracy"] == {
+        "dataset": "cifar10",
+        "epochs": 200,
+        "valid": pytest.approx(valid[best["arch"]]),
+        "test": pytest.approx(valid[best["arch"]] + 1),
+    }
     report = result["report"]
     assert report["optimum"]["valid"]["accuracy"] == pytest.approx(max(valid.values()))
     assert report["regret"]["valid"] == pytest.approx(max(valid.values()) - valid[best["arch"]], abs=1e-3)
@@ -268,23 +309,39 @@ def test_cli_json_keys_and_report(capsys, tmp_path, isolated_nas_home):
 
 
 def test_cli_without_table_has_no_accuracy(capsys):
-    code, out, _ = run_cli(capsys, "--space", "nats-tss", "--objectives", "params,flops", "--sampler", "nsga2",
-                           "--population", "4", "--trials", "5", "--quiet", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "--space",
+        "nats-tss",
+        "--objectives",
+        "params,flops",
+        "--sampler",
+        "nsga2",
+        "--population",
+        "4",
+        "--trials",
+        "5",
+        "--quiet",
+        "--json",
+    )
     result = json.loads(out)
     assert code == 0 and "report" not in result and all("accuracy" not in b for b in result["best"])
     assert set(result["best"][0]) == BEST_KEYS | {"objectives"} and result["evaluations"] == 5
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--proxy", "near,synflow"], "--proxy takes one proxy"),
-    (["--proxy", "nope"], "unknown proxy 'nope'"),
-    (["--proxy", "params", "--sampler", "simplex"], "unknown sampler 'simplex'"),
-    (["--proxy", "params", "--sampler", "tpe", "--tournament", "3"], "sampler tpe: unknown option"),
-    (["--objectives", "near,params", "--sampler", "evolution"], "sampler evolution optimises one objective"),
-    (["--proxy", "params", "--trials", "0"], "--trials must be positive"),
-    (["--proxy", "params", "--storage", "nowhere"], "cannot tell what storage"),
-    (["--proxy", "params", "--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot open study storage"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--proxy", "near,synflow"], "--proxy takes one proxy"),
+        (["--proxy", "nope"], "unknown proxy 'nope'"),
+        (["--proxy", "params", "--sampler", "simplex"], "unknown sampler 'simplex'"),
+        (["--proxy", "params", "--sampler", "tpe", "--tournament", "3"], "sampler tpe: unknown option"),
+        (["--objectives", "near,params", "--sampler", "evolution"], "sampler evolution optimises one objective"),
+        (["--proxy", "params", "--trials", "0"], "--trials must be positive"),
+        (["--proxy", "params", "--storage", "nowhere"], "cannot tell what storage"),
+        (["--proxy", "params", "--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot open study storage"),
+    ],
+)
 def test_cli_errors_are_one_line(capsys, argv, message):
     code, out, err = run_cli(capsys, "--space", "nats-tss", "--quiet", *argv)
     assert code == 2 and out == "" and err.startswith("nas: error: ") and message in err, err

@@ -6,6 +6,7 @@ retried.
 The PostgreSQL test needs a server: `.ci/run` starts Debian's on loopback and exports
 ZCNAS_TEST_POSTGRES_URL. Under CI a missing server is a failure; elsewhere the test is skipped.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,20 @@ SLOW_PROXY = "near(repetitions=2)"
 
 
 def search(*argv: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "nas.cli", "search", "--space", "nats-tss", "--sampler", "random",
-           "--batch-size", "16", "--quiet", *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nas.cli",
+        "search",
+        "--space",
+        "nats-tss",
+        "--sampler",
+        "random",
+        "--batch-size",
+        "16",
+        "--quiet",
+        *argv,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -43,8 +56,9 @@ def load(storage: str, study: str) -> optuna.Study:
     return optuna.load_study(study_name=study, storage=open_storage(storage))
 
 
-def wait_for_running_evaluation(storage: str, study: str, procs, timeout: float = 180,
-                                spawned_only: bool = False) -> optuna.trial.FrozenTrial:
+def wait_for_running_evaluation(
+    storage: str, study: str, procs, timeout: float = 180, spawned_only: bool = False
+) -> optuna.trial.FrozenTrial:
     """A trial that is scoring an architecture right now (claimed, running); with
     ``spawned_only``, one run by a worker process that a command spawned."""
     commands = {str(p.pid) for p in procs}
@@ -79,8 +93,11 @@ def check_study(storage: str, study: str, evaluations: int, killed: list[int] = 
     done = ledger.evaluations()
     assert len(done) == evaluations == ledger.claimed
     assert len({e.key for e in done}) == evaluations and all(e.ok for e in done)
-    scored = Counter(t.user_attrs[CLAIM]["arch"] for t in trials
-                     if t.state == TrialState.COMPLETE and t.user_attrs[CLAIM]["role"] == "evaluate")
+    scored = Counter(
+        t.user_attrs[CLAIM]["arch"]
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.user_attrs[CLAIM]["role"] == "evaluate"
+    )
     assert set(scored.values()) == {1}  # no completed evaluation is duplicated
     states = Counter(t.state for t in trials)
     assert states[TrialState.RUNNING] == states[TrialState.WAITING] == 0
@@ -96,8 +113,7 @@ def test_journal_two_workers_and_a_killed_worker(tmp_path):
     """Two worker processes on one journal file; one is killed with SIGKILL mid-trial; the other
     retries its evaluation and finishes the budget exactly."""
     storage, study = f"journal:{tmp_path / 'search.log'}", "journal-test"
-    proc = search("--proxy", SLOW_PROXY, "--trials", "10", "--storage", storage, "--study", study,
-                  "--workers", "2")
+    proc = search("--proxy", SLOW_PROXY, "--trials", "10", "--storage", storage, "--study", study, "--workers", "2")
     victim = wait_for_running_evaluation(storage, study, [proc], spawned_only=True)
     kill_worker_of(victim)
     out = finish(proc)

@@ -1,4 +1,5 @@
 """Rank statistics on hand-checked cases and the data README's reference figure."""
+
 from __future__ import annotations
 
 import csv
@@ -6,8 +7,9 @@ import csv
 import numpy as np
 import pytest
 
-from conftest import require
 from nas import stats
+
+from conftest import require
 
 
 def test_kendall_and_spearman_closed_forms():

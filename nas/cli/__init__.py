@@ -4,9 +4,11 @@ Every user error becomes one line, ``nas: error: ...``, and exit status 2 (a lib
 parameter names are spelled as this command's flags); ``--json`` prints machine-readable output
 on stdout.
 """
+
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -22,9 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     from nas import __version__
 
     parser = argparse.ArgumentParser(
-        prog="nas", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="nas",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="zcnas: score, rank and search neural architectures without training them.",
-        epilog="Run `nas COMMAND --help` for the options and examples of each command.")
+        epilog="Run `nas COMMAND --help` for the options and examples of each command.",
+    )
     parser.add_argument("--version", action="version", version=f"zcnas {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
@@ -32,9 +36,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (not the stream of when it was made)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+def _log_to_stderr() -> None:
+    """The library logs (``logging.getLogger("nas")``); the command shows those notes on stderr."""
+    logger = logging.getLogger("nas")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        logger.addHandler(_Stderr())
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from nas.cli.options import flag_of
 
+    _log_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,4 +1,5 @@
 """``python -m nas.cli``: the same as the ``nas`` command."""
+
 import sys
 
 from nas.cli import main

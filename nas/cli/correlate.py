@@ -1,6 +1,7 @@
 """``nas correlate``: score a population (through the score store) and measure how well each
 proxy ranks it against recorded accuracies. The computation is :mod:`nas.correlation`, the
 Markdown/PNG report :mod:`nas.report`."""
+
 from __future__ import annotations
 
 import argparse
@@ -31,34 +32,61 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from nas import correlation as defaults
 
     p = subparsers.add_parser(
-        "correlate", help="rank agreement of proxies with recorded accuracies (tau, rho, top-k, nDCG)",
+        "correlate",
+        help="rank agreement of proxies with recorded accuracies (tau, rho, top-k, nDCG)",
         description="Score architectures (reusing the score store) and report, per proxy and dataset, "
-                    "Kendall's tau-b with a bootstrap confidence interval, Spearman's rho, top-k "
-                    "precision and nDCG against the benchmark table's accuracies.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "Kendall's tau-b with a bootstrap confidence interval, Spearman's rho, top-k "
+        "precision and nDCG against the benchmark table's accuracies.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_space(p)
     p.add_argument("--proxy", required=True, help="comma-separated proxies, e.g. near,nlc,synflow,params")
     p.add_argument("--dataset", help="required: comma-separated benchmark datasets, e.g. cifar10,cifar100,imagenet16")
     p.add_argument("--split", help="required: train, valid or test (what the table holds)")
-    p.add_argument("--epochs", help="required: the training schedule of the accuracies, e.g. 200 (TSS), 90 (SSS), 108 (NB101)")
+    p.add_argument(
+        "--epochs", help="required: the training schedule of the accuracies, e.g. 200 (TSS), 90 (SSS), 108 (NB101)"
+    )
     p.add_argument("--sample", help="N random architectures (seeded) or 'all'")
     p.add_argument("--archs", help="explicit architectures: comma-separated indices, one arch string, or @FILE")
-    p.add_argument("--unique", nargs="?", const=defaults.DEFAULT_UNIQUE, metavar="READING",
-                   help="one cell per class of functionally equal cells (nats-tss): 'pruned' "
-                        "(9,445 classes, the set papers cite; the default reading) or 'isomorphic' "
-                        "(6,466, NAS-Bench-201's own count); the representative is the lowest index")
+    p.add_argument(
+        "--unique",
+        nargs="?",
+        const=defaults.DEFAULT_UNIQUE,
+        metavar="READING",
+        help="one cell per class of functionally equal cells (nats-tss): 'pruned' "
+        "(9,445 classes, the set papers cite; the default reading) or 'isomorphic' "
+        "(6,466, NAS-Bench-201's own count); the representative is the lowest index",
+    )
     p.add_argument("--table", help="benchmark table file (default: the space's imported table)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the sample and the bootstrap, and of the scores unless --score-seed (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the sample and the bootstrap, and of the scores unless --score-seed (default 0)",
+    )
     add_inputs(p, score_seed_default="--seed")
     add_run(p, "worker processes for missing scores (default 1)")
-    p.add_argument("--failed", default="drop", choices=defaults.FAILED_POLICIES,
-                   help="failed scores: drop them (default) or rank them worst; counted either way")
-    p.add_argument("--bootstrap", type=int, default=defaults.DEFAULT_RESAMPLES, metavar="N",
-                   help=f"bootstrap resamples for the tau CI (default {defaults.DEFAULT_RESAMPLES}, ~3 s per "
-                        f"proxy and dataset on all 15,625 cells; 0 = no CI)")
-    p.add_argument("--ndcg-top", type=int, default=defaults.DEFAULT_NDCG_TOP,
-                   help=f"nDCG over the top N ranks by score (default {defaults.DEFAULT_NDCG_TOP})")
+    p.add_argument(
+        "--failed",
+        default="drop",
+        choices=defaults.FAILED_POLICIES,
+        help="failed scores: drop them (default) or rank them worst; counted either way",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=defaults.DEFAULT_RESAMPLES,
+        metavar="N",
+        help=f"bootstrap resamples for the tau CI (default {defaults.DEFAULT_RESAMPLES}, ~3 s per "
+        f"proxy and dataset on all 15,625 cells; 0 = no CI)",
+    )
+    p.add_argument(
+        "--ndcg-top",
+        type=int,
+        default=defaults.DEFAULT_NDCG_TOP,
+        help=f"nDCG over the top N ranks by score (default {defaults.DEFAULT_NDCG_TOP})",
+    )
     p.add_argument("--report", metavar="DIR", help="write report.md, results.json and PNG plots to DIR")
     add_output(p, "write the results as JSON to FILE", json_file_deprecated=True)
     p.set_defaults(func=run, parser=p)
@@ -74,8 +102,8 @@ def _datasets(text: str | None) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.benchmarks import open_table
-    from nas.devices import resolve_device
     from nas.correlation import check_combinations, correlate, select_population
+    from nas.devices import resolve_device
     from nas.proxies import get_proxy, parse_proxy_spec
     from nas.scoring import Scorer, proxy_label, score_many
     from nas.searchspaces import get_space
@@ -101,16 +129,22 @@ def run(args: argparse.Namespace) -> int:
     store = ScoreStore(args.store)
     if chatty:
         unique = f", unique cells ({args.unique})" if args.unique else ""
-        print(f"correlating {len(archs):,} {space.name} architectures{unique} with {', '.join(scorer.labels)} "
-              f"against {', '.join(datasets)} {args.split}/{int(args.epochs)} accuracies ({table.path})",
-              file=sys.stderr)
+        print(
+            f"correlating {len(archs):,} {space.name} architectures{unique} with {', '.join(scorer.labels)} "
+            f"against {', '.join(datasets)} {args.split}/{int(args.epochs)} accuracies ({table.path})",
+            file=sys.stderr,
+        )
         info = inputs.info
-        print(f"inputs: {inputs.source}{':' + inputs.path if inputs.path else ''}, {info.name} "
-              f"(3x{info.input_size}x{info.input_size}, {info.num_classes} classes), batch {inputs.batch_size}, "
-              f"seed {inputs.seed}; store {store.url}", file=sys.stderr)
+        print(
+            f"inputs: {inputs.source}{':' + inputs.path if inputs.path else ''}, {info.name} "
+            f"(3x{info.input_size}x{info.input_size}, {info.num_classes} classes), batch {inputs.batch_size}, "
+            f"seed {inputs.seed}; store {store.url}",
+            file=sys.stderr,
+        )
     start = time.perf_counter()
-    results = score_many(scorer, archs, store, workers=args.workers, progress=not args.quiet,
-                         threads=args.threads or None)
+    results = score_many(
+        scorer, archs, store, workers=args.workers, progress=not args.quiet, threads=args.threads or None
+    )
     scoring_seconds = time.perf_counter() - start
     extra: dict[str, Any] = {
         "archs": selection,
@@ -121,9 +155,20 @@ def run(args: argparse.Namespace) -> int:
         "proxy_protocols": {proxy_label(p): scorer.protocol(p) for p in proxies},
     }
     requested = {label: results[label] for label in scorer.labels}  # not an ensemble's extra components
-    corr = correlate(space, requested, table, datasets=datasets, split=args.split, epochs=args.epochs,
-                     keys=archs, failed=args.failed, resamples=args.bootstrap, seed=args.seed,
-                     ndcg_top=args.ndcg_top, protocol=extra)
+    corr = correlate(
+        space,
+        requested,
+        table,
+        datasets=datasets,
+        split=args.split,
+        epochs=args.epochs,
+        keys=archs,
+        failed=args.failed,
+        resamples=args.bootstrap,
+        seed=args.seed,
+        ndcg_top=args.ndcg_top,
+        protocol=extra,
+    )
     wall = time.perf_counter() - start
     payload = corr.to_json()
     payload["wall_time_s"] = {"scoring": round(scoring_seconds, 2), "total": round(wall, 2)}
@@ -145,9 +190,11 @@ def run(args: argparse.Namespace) -> int:
         reasons = corr.failures.get(label) or []
         for key, reason in reasons[:3]:
             print(f"  failed: {label} on {key}: {reason}")
-    print(f"wall time {wall:.1f} s (scoring {scoring_seconds:.1f} s)"
-          + (f"; wrote {args.out}" if args.out else "")
-          + (f"; report {report_path}" if report_path else ""))
+    print(
+        f"wall time {wall:.1f} s (scoring {scoring_seconds:.1f} s)"
+        + (f"; wrote {args.out}" if args.out else "")
+        + (f"; report {report_path}" if report_path else "")
+    )
     return 0
 
 
@@ -161,14 +208,21 @@ def format_table(corr) -> str:
     p = corr.protocol
     sel = p.get("archs", {})
     unique = f", unique ({sel['unique']})" if sel.get("unique") else ""
-    lines = [(f"{p['space']}: {p['n_archs']:,} architectures{unique}; accuracies {corr.split} split, "
-              f"{corr.epochs} epochs; failed scores: {p['failed_policy']}; "
-              f"tau CI: {p['statistics']['bootstrap']['resamples']} bootstrap resamples")]
+    lines = [
+        (
+            f"{p['space']}: {p['n_archs']:,} architectures{unique}; accuracies {corr.split} split, "
+            f"{corr.epochs} epochs; failed scores: {p['failed_policy']}; "
+            f"tau CI: {p['statistics']['bootstrap']['resamples']} bootstrap resamples"
+        )
+    ]
     width = max([len("proxy")] + [len(label) for label in corr.labels]) + 2
     dwidth = max([len("dataset")] + [len(d) for d in corr.datasets]) + 2
-    head = (f"{'proxy':<{width}}{'dataset':<{dwidth}}{'n':>7}{'failed':>8}{'no acc':>8}"
-            f"{'tau-b':>8}  {'95% CI':<16}{'rho':>7}" + "".join(f"{'P@' + f:>8}" for f in fractions)
-            + f"{'nDCG@' + str(p['statistics']['ndcg']['top']):>10}")
+    head = (
+        f"{'proxy':<{width}}{'dataset':<{dwidth}}{'n':>7}{'failed':>8}{'no acc':>8}"
+        f"{'tau-b':>8}  {'95% CI':<16}{'rho':>7}"
+        + "".join(f"{'P@' + f:>8}" for f in fractions)
+        + f"{'nDCG@' + str(p['statistics']['ndcg']['top']):>10}"
+    )
     lines += [head, "-" * len(head)]
     for r in corr.records:
         ci = r.get("kendall_tau_ci")
@@ -177,5 +231,6 @@ def format_table(corr) -> str:
             f"{r['proxy']:<{width}}{r['dataset']:<{dwidth}}{r['n']:>7,}{r['n_failed']:>8,}{r['n_no_accuracy']:>8,}"
             f"{_fmt(r['kendall_tau']):>8}  {ci_text:<16}{_fmt(r['spearman']):>7}"
             + "".join(f"{_fmt(r['topk_precision'][f]):>8}" for f in fractions)
-            + f"{_fmt(r['ndcg']):>10}")
+            + f"{_fmt(r['ndcg']):>10}"
+        )
     return "\n".join(lines)

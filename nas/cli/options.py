@@ -7,7 +7,7 @@
 | ``--data`` | where the proxies' inputs come from: ``gaussian``, ``cifar10:DIR``, ``npz:FILE`` |
 | ``--input-dataset`` | shape and classes of gaussian/npz inputs (cifar10, cifar100, imagenet16-120) |
 | ``--dataset`` | benchmark dataset(s) whose recorded accuracies are read (``correlate``) |
-| ``--seed`` | the seed of the command's own draws: the sample (``score``, ``correlate``), the bootstrap, the sampler (``search``) |
+| ``--seed`` | the seed of the command's own draws: the sample and bootstrap, or the sampler (``search``) |
 | ``--score-seed`` | the seed of the input batch and the networks' initialisation: part of every score's protocol |
 | ``--json`` | print JSON on stdout instead of text |
 | ``--out FILE`` | write the result to FILE (``.json``; ``score`` also ``.csv``) |
@@ -17,6 +17,7 @@ Old spellings keep working for one release with a warning: ``score --dataset`` a
 --dataset`` (now ``--input-dataset``), ``correlate --json FILE`` and ``search --json FILE`` (now
 ``--out FILE``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,13 @@ class Deprecated(argparse.Action):
         self.new = new
         super().__init__(option_strings, dest, **kwargs)
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         warn(f"{option_string} is deprecated here and will be removed in {REMOVED_IN}; use {self.new}")
         setattr(namespace, self.dest, values)
 
@@ -57,8 +63,13 @@ class JsonFlag(argparse.Action):
     def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs="?", const=True, default=False, **kwargs)
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         if values is True:
             namespace.json = True
             return
@@ -72,28 +83,43 @@ def add_space(p: argparse.ArgumentParser) -> None:
 
 def add_inputs(p: argparse.ArgumentParser, *, score_seed_default: str) -> None:
     """``--data``, ``--input-dataset``, ``--batch-size``, ``--score-seed``."""
-    p.add_argument("--data", default="gaussian",
-                   help="proxy inputs: gaussian (default), cifar10:DIR, cifar100:DIR or npz:FILE")
-    p.add_argument("--input-dataset", default="cifar10",
-                   help="input shape and classes for gaussian/npz inputs: cifar10 (default), cifar100, imagenet16-120")
+    p.add_argument(
+        "--data", default="gaussian", help="proxy inputs: gaussian (default), cifar10:DIR, cifar100:DIR or npz:FILE"
+    )
+    p.add_argument(
+        "--input-dataset",
+        default="cifar10",
+        help="input shape and classes for gaussian/npz inputs: cifar10 (default), cifar100, imagenet16-120",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="input batch size (default 64)")
-    p.add_argument("--score-seed", type=int, default=None,
-                   help=f"seed of the input batch and the network init, part of each score's protocol "
-                        f"(default {score_seed_default})")
+    p.add_argument(
+        "--score-seed",
+        type=int,
+        default=None,
+        help=f"seed of the input batch and the network init, part of each score's protocol "
+        f"(default {score_seed_default})",
+    )
 
 
 def add_run(p: argparse.ArgumentParser, workers_help: str = "worker processes (default 1)") -> None:
     """``--workers``, ``--threads``, ``--store``, ``--device``."""
     p.add_argument("--workers", type=int, default=1, help=workers_help)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads per process (default 1: fastest for these small networks; 0 = torch's default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per process (default 1: fastest for these small networks; 0 = torch's default)",
+    )
     p.add_argument("--store", help="score store URL (default sqlite:///$NAS_HOME/scores.db)")
     add_device(p)
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", help="where networks run: cpu, cuda, cuda:N or mps (default: CUDA when present); "
-                                    "not part of a score's protocol")
+    p.add_argument(
+        "--device",
+        help="where networks run: cpu, cuda, cuda:N or mps (default: CUDA when present); "
+        "not part of a score's protocol",
+    )
 
 
 def add_output(p: argparse.ArgumentParser, out_help: str, *, json_file_deprecated: bool = False) -> None:

@@ -1,4 +1,5 @@
 """``nas score``: score architectures with zero-cost proxies (stored, resumable)."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,8 +7,7 @@ import json
 import sys
 from typing import Any
 
-from nas.cli.options import (Deprecated, add_inputs, add_output, add_run, add_space, parse_inputs, print_json,
-                             read_archs)
+from nas.cli.options import Deprecated, add_inputs, add_output, add_run, add_space, parse_inputs, print_json, read_archs
 
 EXAMPLES = (
     "examples:\n"
@@ -38,14 +38,29 @@ def cmd_score(args: argparse.Namespace) -> int:
     chatty = not args.quiet and not args.json
     if chatty:
         info = inputs.info
-        print(f"scoring {len(archs):,} {space.name} architectures with {', '.join(p.label() for p in proxies)}",
-              file=sys.stderr)
-        print(f"inputs: {inputs.source}{':' + inputs.path if inputs.path else ''}, {info.name} "
-              f"(3x{info.input_size}x{info.input_size}, {info.num_classes} classes), batch {inputs.batch_size}, "
-              f"seed {inputs.seed}; networks built after torch.manual_seed({score_seed}) on {device}; "
-              f"store {ScoreStore(args.store).url}", file=sys.stderr)
-    table = score(space, proxies, archs=archs, seed=score_seed, data=inputs, workers=args.workers,
-                  threads=args.threads or None, store=args.store, device=device, progress=not args.quiet)
+        print(
+            f"scoring {len(archs):,} {space.name} architectures with {', '.join(p.label() for p in proxies)}",
+            file=sys.stderr,
+        )
+        print(
+            f"inputs: {inputs.source}{':' + inputs.path if inputs.path else ''}, {info.name} "
+            f"(3x{info.input_size}x{info.input_size}, {info.num_classes} classes), batch {inputs.batch_size}, "
+            f"seed {inputs.seed}; networks built after torch.manual_seed({score_seed}) on {device}; "
+            f"store {ScoreStore(args.store).url}",
+            file=sys.stderr,
+        )
+    table = score(
+        space,
+        proxies,
+        archs=archs,
+        seed=score_seed,
+        data=inputs,
+        workers=args.workers,
+        threads=args.threads or None,
+        store=args.store,
+        device=device,
+        progress=not args.quiet,
+    )
     rows = table.rows()
     if args.out:
         if args.out.endswith(".json"):
@@ -53,20 +68,37 @@ def cmd_score(args: argparse.Namespace) -> int:
                 json.dump(rows, f, indent=1)
         else:
             with open(args.out, "w", newline="") as f:
-                writer = csv.DictWriter(f, ["space", "index", "arch", "proxy", "score", "seconds", "status"],
-                                        extrasaction="ignore")
+                writer = csv.DictWriter(
+                    f, ["space", "index", "arch", "proxy", "score", "seconds", "status"], extrasaction="ignore"
+                )
                 writer.writeheader()
                 writer.writerows(rows)
     summary = []
     for label, column in table.columns.items():  # each label's own protocol, never a namesake's
         mine = [r for r in rows if r["proxy"] == label]
         ok = [r for r in mine if r["status"] == "ok"]
-        summary.append({"proxy": label, "n": len(mine), "ok": len(ok), "failed": len(mine) - len(ok),
-                        "median_seconds": statistics.median(r["seconds"] for r in ok) if ok else None,
-                        "higher_is_better": column.higher_is_better, "protocol": column.protocol})
+        summary.append(
+            {
+                "proxy": label,
+                "n": len(mine),
+                "ok": len(ok),
+                "failed": len(mine) - len(ok),
+                "median_seconds": statistics.median(r["seconds"] for r in ok) if ok else None,
+                "higher_is_better": column.higher_is_better,
+                "protocol": column.protocol,
+            }
+        )
     if args.json:
-        print_json({"space": space.name, "archs": len(archs), "wall_time_s": round(table.wall_time_s, 2),
-                    "device": device, "summary": summary, "scores": rows})
+        print_json(
+            {
+                "space": space.name,
+                "archs": len(archs),
+                "wall_time_s": round(table.wall_time_s, 2),
+                "device": device,
+                "summary": summary,
+                "scores": rows,
+            }
+        )
         return 0
     print(f"{'proxy':<28}{'scored':>8}{'failed':>8}{'s/arch':>10}")
     for row in summary:
@@ -83,20 +115,25 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "score", help="score architectures with zero-cost proxies (stored, resumable)",
+        "score",
+        help="score architectures with zero-cost proxies (stored, resumable)",
         description="Score architectures at initialisation. Scores go to a store keyed by "
-                    "(space, architecture, protocol), so a rerun scores only what is missing and "
-                    "`nas correlate` / `nas search` reuse them.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "(space, architecture, protocol), so a rerun scores only what is missing and "
+        "`nas correlate` / `nas search` reuse them.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_space(p)
-    p.add_argument("--proxy", required=True, help="comma-separated proxies, e.g. near,nlc,synflow or near(repetitions=8)")
+    p.add_argument(
+        "--proxy", required=True, help="comma-separated proxies, e.g. near,nlc,synflow or near(repetitions=8)"
+    )
     p.add_argument("--sample", help="N random architectures (seeded) or 'all'")
     p.add_argument("--archs", help="explicit architectures: comma-separated indices, one arch string, or @FILE")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the sample, and of the scores unless --score-seed (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the sample, and of the scores unless --score-seed (default 0)"
+    )
     add_inputs(p, score_seed_default="--seed")
-    p.add_argument("--dataset", dest="input_dataset", action=Deprecated, new="--input-dataset",
-                   help=argparse.SUPPRESS)
+    p.add_argument("--dataset", dest="input_dataset", action=Deprecated, new="--input-dataset", help=argparse.SUPPRESS)
     add_run(p)
     add_output(p, "write one row per (architecture, proxy) to FILE.csv or FILE.json")
     p.set_defaults(func=cmd_score, parser=p)

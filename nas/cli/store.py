@@ -1,5 +1,6 @@
 """``nas store``: what a score store holds, and archives to carry its scores elsewhere
 (:mod:`nas.archive`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ EXAMPLES = (
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    store = subparsers.add_parser("store", help="inspect a score store; export and import score archives",
-                                  epilog=EXAMPLES, formatter_class=fmt)
+    store = subparsers.add_parser(
+        "store", help="inspect a score store; export and import score archives", epilog=EXAMPLES, formatter_class=fmt
+    )
     sub = store.add_subparsers(dest="store_command", metavar="SUBCOMMAND", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -37,18 +39,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_info, parser=p)
 
-    p = sub.add_parser("export", help="write stored scores to an archive (.jsonl.gz)",
-                       epilog=EXAMPLES, formatter_class=fmt)
+    p = sub.add_parser(
+        "export", help="write stored scores to an archive (.jsonl.gz)", epilog=EXAMPLES, formatter_class=fmt
+    )
     p.add_argument("archive", help="the file to write (FILE.jsonl.gz)")
     p.add_argument("--space", help="one space (default: all)")
     p.add_argument("--proxy", help="comma-separated proxy labels, e.g. near,synflow (default: all)")
-    p.add_argument("--exclude", nargs="+", default=[], metavar="ARCHIVE",
-                   help="leave out the scores these archives hold (write an increment)")
+    p.add_argument(
+        "--exclude",
+        nargs="+",
+        default=[],
+        metavar="ARCHIVE",
+        help="leave out the scores these archives hold (write an increment)",
+    )
     common(p)
     p.set_defaults(func=cmd_export, parser=p)
 
-    p = sub.add_parser("import", help="add an archive's scores the store lacks", epilog=EXAMPLES,
-                       formatter_class=fmt)
+    p = sub.add_parser("import", help="add an archive's scores the store lacks", epilog=EXAMPLES, formatter_class=fmt)
     p.add_argument("archives", nargs="+", metavar="ARCHIVE", help="archive files (.jsonl.gz)")
     common(p)
     p.set_defaults(func=cmd_import, parser=p)
@@ -75,8 +82,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         counts[key] += 1
         failed[key] += row.status != "ok"
     protocols = store.protocols()
-    groups = [{"space": s, "proxy": p, "protocol": d, "scores": n, "failed": failed[(s, p, d)],
-               "spec": protocols.get(d)} for (s, p, d), n in sorted(counts.items())]
+    groups = [
+        {"space": s, "proxy": p, "protocol": d, "scores": n, "failed": failed[(s, p, d)], "spec": protocols.get(d)}
+        for (s, p, d), n in sorted(counts.items())
+    ]
     lines = [f"{store.url}: {sum(counts.values()):,} scores"]
     if groups:
         lines.append(f"{'space':<10}{'proxy':<30}{'protocol':<18}{'inputs':<30}{'scores':>9}{'failed':>8}")
@@ -84,7 +93,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         inputs = (g["spec"] or {}).get("inputs") or {}
         source, dataset = inputs.get("source", "?"), inputs.get("dataset", "?")
         where = (source if source == dataset else f"{source} ({dataset})") + f", batch {inputs.get('batch_size', '?')}"
-        lines.append(f"{g['space']:<10}{g['proxy']:<30}{g['protocol']:<18}{where:<30}{g['scores']:>9,}{g['failed']:>8,}")
+        lines.append(
+            f"{g['space']:<10}{g['proxy']:<30}{g['protocol']:<18}{where:<30}{g['scores']:>9,}{g['failed']:>8,}"
+        )
     return _emit(args, {"store": store.url, "groups": groups}, "\n".join(lines))
 
 
@@ -112,12 +123,28 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     store = ScoreStore(args.store)
     report = import_scores(store, args.archives)
-    payload = {"store": store.url, "added": len(report.added), "present": report.present,
-               "conflicts": [{"space": s.space, "arch": s.arch, "proxy": s.proxy, "protocol": s.protocol,
-                              "stored": s.score, "archive": a.score} for s, a in report.conflicts]}
+    payload = {
+        "store": store.url,
+        "added": len(report.added),
+        "present": report.present,
+        "conflicts": [
+            {
+                "space": s.space,
+                "arch": s.arch,
+                "proxy": s.proxy,
+                "protocol": s.protocol,
+                "stored": s.score,
+                "archive": a.score,
+            }
+            for s, a in report.conflicts
+        ],
+    }
     text = f"added {len(report.added):,} scores; {report.present:,} were stored already"
     if report.conflicts:
-        text += (f"; {len(report.conflicts):,} of those differ from the archive (kept the stored ones), e.g. "
-                 + "; ".join(f"{s.proxy} on {s.arch}: {s.score!r} stored, {a.score!r} archived"
-                             for s, a in report.conflicts[:3]))
+        text += (
+            f"; {len(report.conflicts):,} of those differ from the archive (kept the stored ones), e.g. "
+            + "; ".join(
+                f"{s.proxy} on {s.arch}: {s.score!r} stored, {a.score!r} archived" for s, a in report.conflicts[:3]
+            )
+        )
     return _emit(args, payload, text)

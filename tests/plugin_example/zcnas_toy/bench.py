@@ -1,5 +1,6 @@
 """`toy-bench`: a made-up accuracy table for `toy-mlp` (a test fixture, not a benchmark): the
 accuracy grows with the log of the parameter count, plus a fixed per-network wobble."""
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,11 @@ def read_toy_bench(source, *, space, epochs, progress):
     archs = list(toy)
     wobble = np.random.default_rng(0).normal(0, 0.5, len(archs))
     accuracy = np.array([10 * math.log(toy.num_params(a)) for a in archs]) + wobble
-    data = TableData("toy-mlp", [toy.key(a) for a in archs], np.arange(len(archs)),
-                     provenance={"source": "toy-bench", "importer": "toy"})
+    data = TableData(
+        "toy-mlp",
+        [toy.key(a) for a in archs],
+        np.arange(len(archs)),
+        provenance={"source": "toy-bench", "importer": "toy"},
+    )
     data.add_metric(("cifar10", "valid", 10), accuracy, "made up for the plugin test")
     return data

@@ -1,4 +1,5 @@
 """`toy-first`: Optuna's random sampler under another name, with one option."""
+
 from __future__ import annotations
 
 import optuna

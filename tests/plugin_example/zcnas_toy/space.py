@@ -3,6 +3,7 @@
 Its own encoding (``8-16-32``), its own official order and its own ``build``: everything a
 space needs to work with `nas score`, `nas correlate` and `nas search`.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -47,7 +48,7 @@ class ToyMLP(SearchSpace):
 
     def neighbours(self, arch: tuple[int, ...]) -> list[tuple[int, ...]]:
         arch = self.validate(arch)
-        return [arch[:i] + (w,) + arch[i + 1:] for i in range(LAYERS) for w in WIDTHS if w != arch[i]]
+        return [arch[:i] + (w,) + arch[i + 1 :] for i in range(LAYERS) for w in WIDTHS if w != arch[i]]
 
     def suggest(self, trial: Any) -> tuple[int, ...]:
         return tuple(trial.suggest_categorical(f"layer{i}", WIDTHS) for i in range(LAYERS))
