@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup test test-all demo bench bench-search reproduce clean
+.PHONY: setup setup-dev test test-all lint lint-types docs demo bench bench-search reproduce clean
 
 setup: $(VENV)/.installed
 
@@ -18,6 +18,36 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# The linters and the API reference need the `lint` and `docs` extras.
+setup-dev: $(VENV)/.installed-dev
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[test,lint,docs]"
+	touch $@
+
+# ruff (lint and format), then mypy and the import rules of DESIGN.md (import-linter).
+lint: setup-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(MAKE) --no-print-directory lint-types
+
+# mypy and import-linter read one folder per package; ours installs from five folders
+# (nas, searchspaces, proxies, strategies, benchmarks), so they read a copy laid out as installed.
+LAYOUT := build/layout
+lint-types: setup-dev
+	rm -rf $(LAYOUT) && mkdir -p $(LAYOUT)
+	cp -r nas $(LAYOUT)/nas
+	for d in searchspaces proxies strategies benchmarks; do cp -r $$d $(LAYOUT)/nas/$$d; done
+	cd $(LAYOUT) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p nas
+	cd $(LAYOUT) && PYTHONPATH=. ../../$(VENV)/bin/lint-imports --config ../../pyproject.toml
+
+# The API reference, from the docstrings (Markdown), into build/docs; any warning is an error.
+DOC_MODULES := nas nas.api nas.registry nas.testing nas.records nas.scoring nas.correlation nas.search_report \
+	nas.devices nas.errors nas.store nas.data nas.archive nas.stats nas.report nas.optional \
+	nas.proxies nas.searchspaces nas.strategies nas.benchmarks
+docs: setup-dev
+	$(PY) -W error -m pdoc --docformat markdown -o build/docs $(DOC_MODULES)
+	@echo "API reference: build/docs/index.html"
 
 test-all: setup
 	$(PY) -m pytest -q

@@ -157,8 +157,6 @@ def iter_nats_directory(path: str | os.PathLike, space: str) -> Iterator[tuple[i
     The API caches each architecture it reads; we evict it right after, so memory stays flat
     over all 15,625 / 32,768 files.
     """
-    import nats_bench
-
     api = _open_nats(Path(path), space)
     for index in archive_indices(Path(path)):
         try:
@@ -170,11 +168,12 @@ def iter_nats_directory(path: str | os.PathLike, space: str) -> Iterator[tuple[i
         hp2results = api.arch2infos_dict.pop(index)
         api.evaluated_indexes.discard(index)
         yield index, hp2results
-    del nats_bench
 
 
 def _open_nats(path: Path, space: str):
-    import nats_bench
+    from nas.optional import need
+
+    nats_bench = need("nats_bench", "official", "reading NATS-Bench directories")
 
     if not path.is_dir():
         raise BenchmarkError(f"NATS-Bench directory {str(path)!r} does not exist")
@@ -223,7 +222,10 @@ def import_nb201_pth(path: str | os.PathLike, progress: bool = False) -> TableDa
     NATS-Bench fast_mode directory, which has the same indices and more seeds.
     """
     import torch
-    from nas_201_api.api_utils import ArchResults
+
+    from nas.optional import need
+
+    ArchResults = need("nas_201_api.api_utils", "official", "reading NAS-Bench-201 .pth files").ArchResults
 
     path = Path(path)
     if not path.is_file():

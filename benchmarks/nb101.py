@@ -70,13 +70,9 @@ _FIXED32 = struct.Struct("<I")
 
 
 def _crc32c():
-    try:
-        import crc32c
-    except ImportError:  # pragma: no cover - crc32c is a dependency of the project
-        raise BenchmarkError(
-            "reading NAS-Bench-101 TFRecord files needs the 'crc32c' package (pip install crc32c)"
-        ) from None
-    return crc32c.crc32c
+    from nas.optional import need
+
+    return need("crc32c", "official", "verifying NAS-Bench-101 TFRecord files").crc32c
 
 
 def masked_crc32c(data: bytes) -> int:

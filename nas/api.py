@@ -2,7 +2,7 @@
 
 >>> import nas
 >>> scores = nas.score("nats-tss", ["params", "synflow"], archs=[0, 9930, 13714])
->>> [round(v) for v in scores.values("params")]
+>>> [round(v) for v in scores.values_of("params")]
 [129306, 1288506, 1073466]
 
 ``nas.score`` reads and fills the same score store as ``nas score`` (``$NAS_HOME/scores.db``

@@ -262,7 +262,7 @@ def correlate(
     if columns is not None:
         directions = {**{label: column.higher_is_better for label, column in columns.items()}, **(directions or {})}
         if keys is None:
-            keys = list(scores.keys)  # type: ignore[attr-defined]
+            keys = list(scores.arch_keys)  # type: ignore[attr-defined]
     if not labels:
         raise NasError("no proxy scores to correlate")
     if keys is None:

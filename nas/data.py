@@ -130,7 +130,7 @@ def load_batch(spec: InputSpec) -> Batch:
         y = torch.randint(0, info.num_classes, (spec.batch_size,), generator=gen)
         return Batch(x, y, info.num_classes, spec)
     if spec.source == "npz":
-        images, labels = _read_npz(spec.path)
+        images, labels = _read_npz(str(spec.path))
     else:
         images, labels = _read_cifar(spec.source, spec.path)
     if spec.batch_size > len(images):

@@ -286,7 +286,7 @@ def population_scores(
 
     from nas.proxies.ensemble import log_rank_aggregate
 
-    parts = ensemble.components
+    parts = ensemble.components  # type: ignore[attr-defined]  # a population proxy has them
     labels = [proxy_label(p) for p in parts]
     keys = [k for k in keys if all(k in scores[label] for label in labels)]
     results = [[scores[label][k] for k in keys] for label in labels]
@@ -324,7 +324,7 @@ class ScoreTable(Mapping[str, Mapping[str, Score]]):
 
     >>> import nas
     >>> scores = nas.score("nats-tss", "params,flops", archs=[0, 9930])
-    >>> scores["params"][scores.keys[1]].score
+    >>> scores["params"][scores.arch_keys[1]].score
     1288506.0
     >>> scores.labels, scores.higher_is_better("flops")
     (['params', 'flops'], True)
@@ -341,7 +341,7 @@ class ScoreTable(Mapping[str, Mapping[str, Score]]):
     ) -> None:
         self.space = space
         self.archs = list(archs)
-        self.keys = [space.key(a) for a in self.archs]
+        self.arch_keys = [space.key(a) for a in self.archs]
         self.columns = {c.label: c for c in columns}
         self.inputs = inputs
         self.seed = seed
@@ -363,11 +363,11 @@ class ScoreTable(Mapping[str, Mapping[str, Score]]):
     def higher_is_better(self, label: str) -> bool:
         return self.columns[label].higher_is_better
 
-    def values(self, label: str) -> list[float]:  # type: ignore[override]
-        """One proxy's scores in the order of :attr:`keys`, NaN where failed or missing."""
+    def values_of(self, label: str) -> list[float]:
+        """One proxy's scores in the order of :attr:`arch_keys`, NaN where failed or missing."""
         nan = float("nan")
         column = self.columns[label].scores
-        return [column[k].score if k in column and column[k].ok else nan for k in self.keys]
+        return [column[k].score if k in column and column[k].ok else nan for k in self.arch_keys]
 
     def rows(self) -> list[dict[str, Any]]:
         """One plain dict per (architecture, proxy): space, index, arch, proxy, score, seconds,
@@ -375,7 +375,7 @@ class ScoreTable(Mapping[str, Mapping[str, Score]]):
         from nas.errors import NasError
 
         out = []
-        for arch, key in zip(self.archs, self.keys):
+        for arch, key in zip(self.archs, self.arch_keys):
             try:
                 index: Any = self.space.index_of(arch)
             except NasError:
@@ -397,7 +397,7 @@ class ScoreTable(Mapping[str, Mapping[str, Score]]):
         return out
 
     def __repr__(self) -> str:
-        return f"ScoreTable({self.space.name}, {len(self.keys)} archs, {', '.join(self.labels)})"
+        return f"ScoreTable({self.space.name}, {len(self.arch_keys)} archs, {', '.join(self.labels)})"
 
 
 def score_table(

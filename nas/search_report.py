@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
+from nas.strategies.ledger import Evaluation  # noqa: F401  (the inherited fields name it: pdoc reads them)
 from nas.strategies.run import SearchRun as _StrategyRun
 
 SPLITS = ("valid", "test")
@@ -197,14 +198,16 @@ def plot_search(path: str | Path, result, config, space, table, combo) -> None:
         ax2 = axes[0][1]
         ok = [e for e in evaluations if e.ok]
         front = pareto_front(ok, result.directions)
-        ax2.scatter([e.values[1] for e in ok], [e.values[0] for e in ok], s=8, color="0.7", label="evaluated")
-        points = sorted(front, key=lambda e: e.values[1])
+        ax2.scatter(
+            [_objectives(e)[1] for e in ok], [_objectives(e)[0] for e in ok], s=8, color="0.7", label="evaluated"
+        )
+        points = sorted(front, key=lambda e: _objectives(e)[1])
         if table is not None:
             colours = [acc(e) for e in points]
             floor = max(min(colours), optimum - 10)  # a degenerate cell must not wash out the scale
             sc = ax2.scatter(
-                [e.values[1] for e in points],
-                [e.values[0] for e in points],
+                [_objectives(e)[1] for e in points],
+                [_objectives(e)[0] for e in points],
                 s=30,
                 c=colours,
                 vmin=floor,
@@ -216,14 +219,14 @@ def plot_search(path: str | Path, result, config, space, table, combo) -> None:
             fig.colorbar(sc, ax=ax2, label=f"{dataset} {split} accuracy (%)")
         else:
             ax2.scatter(
-                [e.values[1] for e in points],
-                [e.values[0] for e in points],
+                [_objectives(e)[1] for e in points],
+                [_objectives(e)[0] for e in points],
                 s=30,
                 color="C3",
                 zorder=3,
                 label="Pareto front",
             )
-        ax2.plot([e.values[1] for e in points], [e.values[0] for e in points], color="C3", linewidth=1)
+        ax2.plot([_objectives(e)[1] for e in points], [_objectives(e)[0] for e in points], color="C3", linewidth=1)
         ax2.set_xlabel(f"{result.labels[1]} ({result.directions[1][:3]})")
         ax2.set_ylabel(f"{result.labels[0]} ({result.directions[0][:3]})")
         ax2.set_title("Pareto front", fontsize=10)
@@ -232,6 +235,12 @@ def plot_search(path: str | Path, result, config, space, table, combo) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _objectives(evaluation: Any) -> tuple[float, ...]:
+    """The objective values of an evaluation that did not fail (those are the ones plotted)."""
+    assert evaluation.values is not None, "a failed evaluation has no objective values"
+    return tuple(evaluation.values)
 
 
 # -- the Python API's run ------------------------------------------------------------------------------

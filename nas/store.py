@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -48,7 +48,8 @@ def default_store_url() -> str:
 
 
 #: Stored scores are the one score record, :class:`nas.records.Score` (names kept for callers).
-StoredScore = ScoreRow = Score
+StoredScore: TypeAlias = Score
+ScoreRow: TypeAlias = Score
 
 
 class ScoreStore:
@@ -69,7 +70,8 @@ class ScoreStore:
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             _META.create_all(self.engine)
         except (sa.exc.SQLAlchemyError, ImportError, ValueError) as err:
-            raise NasError(f"cannot open score store {self.url!r}: {err}") from None
+            hint = " (pip install 'zcnas[postgres]')" if isinstance(err, ImportError) and "postgres" in self.url else ""
+            raise NasError(f"cannot open score store {self.url!r}: {err}{hint}") from None
 
     def put(
         self, space: str, arch: str, digest: str, proxy: str, result: Any, protocol: dict[str, Any] | None = None

@@ -109,7 +109,7 @@ class SearchSpace(ABC, Generic[Arch]):
 
     # -- Optuna ---------------------------------------------------------------------------------
     @abstractmethod
-    def suggest(self, trial: optuna.Trial) -> Arch:
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Arch:
         """Ask an Optuna trial for an architecture through the space's encoding."""
 
     @abstractmethod

@@ -148,7 +148,7 @@ class NatsSSS(SearchSpace[Channels]):
         ]
 
     # -- Optuna encoding: one categorical per layer (keeps the sampler on the grid) -----------------
-    def suggest(self, trial: optuna.Trial) -> Channels:
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Channels:
         return Channels(tuple(trial.suggest_categorical(name, WIDTHS) for name in PARAM_NAMES))
 
     def decode(self, params: dict[str, Any]) -> Channels:

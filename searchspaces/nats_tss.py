@@ -189,7 +189,7 @@ class NatsTSS(SearchSpace[Cell]):
         return out
 
     # -- Optuna encoding: one categorical per edge ------------------------------------------------
-    def suggest(self, trial: optuna.Trial) -> Cell:
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Cell:
         return Cell(tuple(trial.suggest_categorical(name, OPS) for name in PARAM_NAMES))
 
     def decode(self, params: dict[str, Any]) -> Cell:

@@ -398,7 +398,7 @@ class NB101(SearchSpace[Cell]):
         return options[int(rng.integers(len(options)))]
 
     # -- Optuna: 21 binary edges and 5 ops over a full 7-vertex graph ----------------------------
-    def suggest(self, trial: optuna.Trial) -> Cell:
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Cell:
         """Raises :class:`InvalidArchitectureError` when the drawn spec is invalid (about 27% of
         uniformly random draws): the caller decides whether that trial fails or is pruned."""
         params = {name: trial.suggest_categorical(name, (0, 1)) for name in EDGE_PARAMS}

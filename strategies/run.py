@@ -49,7 +49,7 @@ class SearchConfig:
 
     space: str
     objectives: tuple[ObjectiveSpec, ...]
-    sampler: str = "tpe"
+    sampler: str | Any = "tpe"  # a name, or an Optuna sampler object (becomes its class name)
     sampler_options: tuple[tuple[str, Any], ...] = ()
     seed: int = 0
     inputs: InputSpec = field(default_factory=InputSpec)

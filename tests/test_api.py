@@ -43,14 +43,14 @@ def test_import_nas_loads_nothing_heavy():
 
 def test_score_returns_a_table_equal_to_the_cli(capsys):
     table = nas.score("nats-tss", "params,synflow", archs=[0, 9930, "13714"])
-    assert table.labels == ["params", "synflow"] and len(table.keys) == 3
-    assert table.values("params") == [129306.0, 1288506.0, 1073466.0]
+    assert table.labels == ["params", "synflow"] and len(table.arch_keys) == 3
+    assert table.values_of("params") == [129306.0, 1288506.0, 1073466.0]
     column = table.columns["synflow"]
     assert column.higher_is_better and column.protocol["proxy"]["name"] == "synflow" and len(column.digest) == 16
     assert all(s.ok and s.arch == key and s.protocol == column.digest for key, s in column.scores.items())
     assert main(["score", "--space", "nats-tss", "--proxy", "synflow", "--archs", "0,9930,13714", "--json"]) == 0
     cli = {r["arch"]: r["score"] for r in json.loads(capsys.readouterr().out)["scores"]}
-    assert cli == dict(zip(table.keys, table.values("synflow")))  # the same store, the same values
+    assert cli == dict(zip(table.arch_keys, table.values_of("synflow")))  # the same store, the same values
 
 
 def test_correlate_and_search_through_the_api(shared_data, tmp_path):
@@ -62,7 +62,7 @@ def test_correlate_and_search_through_the_api(shared_data, tmp_path):
     record = corr.records[0]
     with open(csv_path, newline="") as f:
         accuracy = {int(r["index"]): float(r["cifar10_test"]) for r in csv.DictReader(f)}
-    expected = sps.kendalltau(scores.values("params"), [accuracy[i] for i in archs]).statistic
+    expected = sps.kendalltau(scores.values_of("params"), [accuracy[i] for i in archs]).statistic
     assert record["proxy"] == "params" and record["kendall_tau"] == pytest.approx(expected, abs=1e-12)
     with pytest.raises(NasError, match="split is required"):
         nas.correlate(scores, dataset="cifar10", split=None, epochs=200)
@@ -143,4 +143,4 @@ def test_device_is_checked_and_not_part_of_the_protocol(capsys):
     explicit = nas.score("nats-tss", "synflow,naswot", archs=[7, 70], device="cpu", store="sqlite:///:memory:")
     for label in default.labels:
         assert default.columns[label].digest == explicit.columns[label].digest
-        assert default.values(label) == explicit.values(label)
+        assert default.values_of(label) == explicit.values_of(label)

@@ -79,7 +79,7 @@ def cmd_bench_info(args: argparse.Namespace) -> int:
     from nas.searchspaces import canonical_space_name, list_spaces
 
     names = [canonical_space_name(args.space)] if args.space else list_spaces()
-    infos = []
+    infos: list[dict[str, Any]] = []
     for name in names:
         path = default_table_path(name)
         if not path.is_file():

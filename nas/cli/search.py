@@ -218,7 +218,7 @@ def _print_text(out: dict[str, Any], result, table) -> None:
     label = out["objectives"][0]["name"]
     title = "Pareto front" if len(out["objectives"]) > 1 else f"best by {label}"
     print(f"{title}:")
-    report = out.get("report")
+    report: dict[str, Any] = out.get("report") or {}
     for i, row in enumerate(out["best"], 1):
         where = f"index {row['index']}" if row["index"] is not None else ""
         values = (
@@ -230,7 +230,7 @@ def _print_text(out: dict[str, Any], result, table) -> None:
             values += f"; params {row['params']:,}"
         print(f"  #{i} {where}  {row['arch']}")
         print(f"      {values}")
-        if report is not None:
+        if report:
             acc = row["accuracy"]
             parts = []
             for split in ("valid", "test"):
