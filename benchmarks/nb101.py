@@ -40,15 +40,30 @@ import binascii
 import csv
 import json
 import os
-import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nas.benchmarks.protobuf import _final_run, decode_model_metrics
 from nas.benchmarks.table import TableData, nan_quiet
+from nas.benchmarks.tfrecord import _check_file, _iter_tfrecords, masked_crc32c, read_tfrecords
 from nas.errors import BenchmarkError
+
+# the framing and the decoder are their own modules; their public names are kept here too
+__all__ = [
+    "EPOCHS",
+    "OP_CODES",
+    "OP_NAMES",
+    "OP_PAD",
+    "decode_model_metrics",
+    "import_nb101_hdf5",
+    "import_nb101_subset_csv",
+    "import_nb101_tfrecord",
+    "masked_crc32c",
+    "read_tfrecords",
+    "spec_of_row",
+]
 
 SPACE = "nb101"
 DATASET = "cifar10"
@@ -60,262 +75,6 @@ OP_CODES = {"input": -1, "output": -2, "conv3x3-bn-relu": 0, "conv1x1-bn-relu": 
 OP_NAMES = {code: name for name, code in OP_CODES.items()}
 #: Code of the slots after the last vertex in the ``ops`` extra.
 OP_PAD = -3
-
-_MASK_DELTA = 0xA282EAD8
-_U32 = 0xFFFFFFFF
-_HEADER = struct.Struct("<QI")  # uint64 length, uint32 masked crc of the length
-_FOOTER = struct.Struct("<I")  # uint32 masked crc of the data
-_DOUBLE = struct.Struct("<d")
-_FIXED32 = struct.Struct("<I")
-
-
-def _crc32c():
-    from nas.optional import need
-
-    return need("crc32c", "official", "verifying NAS-Bench-101 TFRecord files").crc32c
-
-
-def masked_crc32c(data: bytes) -> int:
-    """The TFRecord checksum: CRC32C of ``data``, rotated right by 15 bits plus a constant."""
-    crc = _crc32c()(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32
-
-
-def _check_file(path: str | os.PathLike, what: str) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise BenchmarkError(f"{what} {str(path)!r} does not exist")
-    if not path.is_file():
-        raise BenchmarkError(f"{what} {str(path)!r} is not a file")
-    return path
-
-
-# -- TFRecord framing ---------------------------------------------------------------------------
-def _iter_tfrecords(path: Path, verify: bool) -> Iterator[tuple[int, bytes]]:
-    """(byte offset of the record, record data) for every record of a TFRecord file."""
-    crc = _crc32c() if verify else None
-    name = str(path)
-    try:
-        f = open(path, "rb", buffering=1 << 20)
-    except OSError as err:
-        raise BenchmarkError(f"cannot open TFRecord file {name!r}: {err.strerror or err}") from None
-    with f:
-        size = os.fstat(f.fileno()).st_size
-        offset = 0
-        read = f.read
-        unpack_header = _HEADER.unpack
-        unpack_footer = _FOOTER.unpack
-        while True:
-            header = read(12)
-            if not header:
-                return
-            if len(header) < 12:
-                if offset == 0:
-                    raise BenchmarkError(
-                        f"TFRecord file {name!r} is not a TFRecord file: only {len(header)} bytes, "
-                        "less than one 12-byte record header"
-                    )
-                raise BenchmarkError(
-                    f"TFRecord file {name!r} is truncated: {len(header)} stray bytes at byte offset "
-                    f"{offset}, where a 12-byte record header should start"
-                )
-            length, length_crc = unpack_header(header)
-            if crc is not None:
-                c = crc(header[:8])
-                if length_crc != (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32:
-                    what = "is not a TFRecord file" if offset == 0 else "is corrupt"
-                    raise BenchmarkError(
-                        f"TFRecord file {name!r} {what}: length checksum mismatch in the record "
-                        f"header at byte offset {offset}"
-                    )
-            end = offset + 12 + length + 4
-            if end > size:
-                what = "is not a TFRecord file" if offset == 0 and not verify else "is truncated"
-                raise BenchmarkError(
-                    f"TFRecord file {name!r} {what}: the record at byte offset {offset} claims "
-                    f"{length} bytes of data but the file ends at byte {size}"
-                )
-            data = read(length)
-            footer = read(4)
-            if len(data) < length or len(footer) < 4:  # the file shrank while we read it
-                raise BenchmarkError(f"TFRecord file {name!r} is truncated in the record at byte offset {offset}")
-            if crc is not None:
-                c = crc(data)
-                if unpack_footer(footer)[0] != (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32:
-                    raise BenchmarkError(
-                        f"TFRecord file {name!r} is corrupt: data checksum mismatch in the record "
-                        f"at byte offset {offset}"
-                    )
-            yield offset, data
-            offset = end
-
-
-def read_tfrecords(path: str | os.PathLike, verify: bool = True) -> Iterator[bytes]:
-    """Yield the raw records of a TFRecord file, streaming it (never read whole).
-
-    Each record is framed as ``uint64 length (LE)``, ``uint32 masked CRC32C of the 8 length bytes``,
-    ``data``, ``uint32 masked CRC32C of data``. With ``verify`` (the default) both checksums are
-    checked; a mismatch or a truncated file raises :class:`BenchmarkError` naming the file and the
-    byte offset of the bad record.
-    """
-    path = _check_file(path, "TFRecord file")
-    for _, data in _iter_tfrecords(path, verify):
-        yield data
-
-
-# -- protobuf wire format -----------------------------------------------------------------------
-class _WireError(ValueError):
-    pass
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    b = buf[pos]
-    if b < 0x80:
-        return b, pos + 1
-    result = b & 0x7F
-    shift = 7
-    pos += 1
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise _WireError("varint longer than 10 bytes")
-
-
-def _fields(buf: bytes, pos: int = 0) -> Iterator[tuple[int, int, Any]]:
-    """(field number, wire type, value) of a protobuf message from byte ``pos`` on.
-
-    Wire type 0 gives the varint (int), 1 the 8 raw bytes, 2 the length-delimited bytes, 5 the 4
-    raw bytes. Groups (wire types 3 and 4) do not occur in NAS-Bench-101 and are an error.
-    """
-    end = len(buf)
-    try:
-        while pos < end:
-            key, pos = _varint(buf, pos)
-            number, wire = key >> 3, key & 7
-            if number == 0:
-                raise _WireError("field number 0")
-            if wire == 0:
-                value, pos = _varint(buf, pos)
-            elif wire == 1:
-                value = buf[pos : pos + 8]
-                pos += 8
-            elif wire == 2:
-                n, pos = _varint(buf, pos)
-                value = buf[pos : pos + n]
-                pos += n
-            elif wire == 5:
-                value = buf[pos : pos + 4]
-                pos += 4
-            else:
-                raise _WireError(f"unsupported wire type {wire}")
-            if pos > end:
-                raise _WireError("message ends inside a field")
-            yield number, wire, value
-    except IndexError:
-        raise _WireError("message ends inside a varint") from None
-
-
-_EVAL_NAMES = ("current_epoch", "training_time", "train_accuracy", "validation_accuracy", "test_accuracy")
-_EVAL_FIELDS = {number: name for number, name in enumerate(_EVAL_NAMES, start=1)}
-# Fast path: fields 1..5 written in order as doubles, i.e. keys 0x09 0x11 0x19 0x21 0x29 each
-# followed by 8 bytes (what protobuf serializers emit); anything after them is decoded generically.
-_EVAL_KEYS = bytes((number << 3) | 1 for number in range(1, 6))
-_EVAL_PREFIX = struct.Struct("<" + "xd" * 5)
-
-
-def _decode_evaluation(buf: bytes) -> dict[str, Any]:
-    if buf[0 : _EVAL_PREFIX.size : 9] == _EVAL_KEYS and len(buf) >= _EVAL_PREFIX.size:
-        out: dict[str, Any] = dict(zip(_EVAL_NAMES, _EVAL_PREFIX.unpack_from(buf)))
-        start = _EVAL_PREFIX.size
-        if start == len(buf):
-            return out
-    else:
-        out, start = {}, 0
-    for number, wire, value in _fields(buf, start):
-        name = _EVAL_FIELDS.get(number)
-        if name is not None:
-            if wire != 1:
-                raise _WireError(f"EvaluationData.{name} has wire type {wire}, expected 1 (double)")
-            out[name] = _DOUBLE.unpack(value)[0]
-        elif number == 6:
-            if wire != 2:
-                raise _WireError(f"EvaluationData.checkpoint_path has wire type {wire}, expected 2")
-            out["checkpoint_path"] = value.decode("utf-8", "replace")
-    return out
-
-
-def decode_model_metrics(buf: bytes, final_only: bool = False) -> dict[str, Any]:
-    """Decode NAS-Bench-101's ``ModelMetrics`` protobuf (``nasbench/lib/model_metrics.proto``).
-
-    ``ModelMetrics { repeated EvaluationData evaluation_data = 1; int32 trainable_parameters = 2;
-    double total_time = 3; }`` and ``EvaluationData { double current_epoch = 1; double
-    training_time = 2; double train_accuracy = 3; double validation_accuracy = 4; double
-    test_accuracy = 5; string checkpoint_path = 6; }``. Returns ``{"evaluation_data": [dict, ...],
-    "trainable_parameters": int, "total_time": float}``; fields absent from the message are absent
-    from the dicts (proto2 optional). Unknown fields are skipped. With ``final_only`` the list
-    holds only the last evaluation (the final one; the official files hold step 0, halfway and
-    final) and the others are skipped undecoded. Raises ``ValueError`` on a malformed message.
-    """
-    evaluations: list[Any] = []
-    out: dict[str, Any] = {"evaluation_data": evaluations}
-    for number, wire, value in _fields(buf):
-        if number == 1:
-            if wire != 2:
-                raise _WireError(f"ModelMetrics.evaluation_data has wire type {wire}, expected 2")
-            evaluations.append(value)
-        elif number == 2:
-            if wire != 0:
-                raise _WireError(f"ModelMetrics.trainable_parameters has wire type {wire}, expected 0")
-            value &= _U32  # int32: negative values are sign-extended to 64 bits on the wire
-            out["trainable_parameters"] = value - (1 << 32) if value >= 1 << 31 else value
-        elif number == 3:
-            if wire != 1:
-                raise _WireError(f"ModelMetrics.total_time has wire type {wire}, expected 1")
-            out["total_time"] = _DOUBLE.unpack(value)[0]
-    if final_only:
-        del evaluations[:-1]
-    evaluations[:] = [_decode_evaluation(e) for e in evaluations]
-    return out
-
-
-def _final_run(buf: bytes) -> tuple[dict[str, Any] | None, int | None]:
-    """(last evaluation, trainable_parameters) of a ModelMetrics message, the importer's hot path.
-
-    Walks the top level directly while it sees only the three fields of the proto (keys 0x0a,
-    0x10, 0x19); anything else falls back to :func:`decode_model_metrics`.
-    """
-    pos, end = 0, len(buf)
-    last = None
-    params = None
-    try:
-        while pos < end:
-            key = buf[pos]
-            if key == 0x0A:  # evaluation_data, length-delimited
-                n = buf[pos + 1]
-                if n < 0x80:
-                    start = pos + 2
-                else:
-                    n, start = _varint(buf, pos + 1)
-                pos = start + n
-                last = (start, pos)
-            elif key == 0x10:  # trainable_parameters, varint
-                params, pos = _varint(buf, pos + 1)
-            elif key == 0x19:  # total_time, double
-                pos += 9
-            else:
-                raise _WireError("unexpected key")
-    except (IndexError, _WireError):
-        pos = end + 1
-    if pos != end or (params is not None and params >= 1 << 31):
-        metrics = decode_model_metrics(buf, final_only=True)
-        evaluations = metrics["evaluation_data"]
-        return (evaluations[0] if evaluations else None), metrics.get("trainable_parameters")
-    return (None if last is None else _decode_evaluation(buf[last[0] : last[1]])), params
 
 
 # -- NAS-Bench-101 records ----------------------------------------------------------------------

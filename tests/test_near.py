@@ -238,7 +238,8 @@ def test_fast_equals_per_sample_with_in_place_ops_and_other_ranks(net_class, see
 
 
 def test_block_starts_are_the_protocol_draws_in_order():
-    from nas.proxies.near import _block_start, _block_starts
+    from nas.proxies.near.capture import _block_start
+    from nas.proxies.near.engines import _block_starts
 
     rows, sizes = [1024, 16, 64, 10, 256, 3, 64], [32, 16, 8, 1, 16, 5, 8]  # bounds 31, 0, 7, 9, 15, -1, 7
 
