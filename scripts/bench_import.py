@@ -66,14 +66,13 @@ def synthetic_full(shared: Path, tmp: Path) -> Path:
     return dst
 
 
-def synthetic_nb101_only108(tmp: Path, cells: int = 423_624) -> Path:
+def synthetic_nb101_only108(shared: Path, tmp: Path, cells: int = 423_624) -> Path:
     """A file in the layout of ``nasbench_only108.tfrecord`` at full size: ``cells`` distinct
     module hashes x 3 runs at 108 epochs, with graphs and values taken cyclically from the real
-    1,000-cell subset (written by the tests' independent writer)."""
+    1,000-cell subset (written by the independent writer of ``nas.testing.nb101``)."""
     import hashlib
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from nb101_writers import (
+    from nas.testing.nb101 import (
         encode_evaluation,
         encode_model_metrics,
         load_csv_rows,
@@ -82,7 +81,7 @@ def synthetic_nb101_only108(tmp: Path, cells: int = 423_624) -> Path:
         tfrecord_frame,
     )
 
-    rows = load_csv_rows()
+    rows = load_csv_rows(shared / "nb101" / "nb101_subset_1000.csv")
     path = tmp / "nasbench_only108.tfrecord"
     with open(path, "wb") as f:
         for i in range(cells):
@@ -127,7 +126,7 @@ def main() -> None:
     if args.nb101_full:
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
-            path = synthetic_nb101_only108(Path(tmp))
+            path = synthetic_nb101_only108(args.shared, Path(tmp))
             print(f"wrote {path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t:.0f} s", flush=True)
             measure("nasbench_only108.tfrecord full size (423,624 cells x 3 runs)", "nb101", str(path))
     if args.synthetic_full:

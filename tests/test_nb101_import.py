@@ -1,6 +1,6 @@
 """NAS-Bench-101 importers on real bytes: TFRecord, community HDF5 and the subset CSV.
 
-The files are written in the exact official layouts by ``nb101_writers`` (independently of
+The files are written in the exact official layouts by ``nas.testing.nb101`` (independently of
 the reader), filled from the real 1,000-cell CSV in ``../shared/data/nb101``.
 """
 
@@ -26,10 +26,7 @@ from nas.benchmarks.nb101 import (
 )
 from nas.benchmarks.table import BenchmarkTable, write_table
 from nas.errors import BenchmarkError
-
-from conftest import require
-from nb101_writers import (
-    CSV_PATH,
+from nas.testing.nb101 import (
     DROPPED,
     EPOCHS,
     OP_CODE,
@@ -48,12 +45,15 @@ from nb101_writers import (
     write_tfrecord,
 )
 
+from conftest import SHARED_DATA, require
+
+CSV_PATH = SHARED_DATA / "nb101" / "nb101_subset_1000.csv"
+
 
 # ============================== fixtures =======================================================
 @pytest.fixture(scope="module")
 def rows():
-    require(CSV_PATH)  # skips, or fails under CI, when the shared data is missing
-    return load_csv_rows()
+    return load_csv_rows(require(CSV_PATH))  # skips, or fails under CI, when the shared data is missing
 
 
 @pytest.fixture(scope="module")

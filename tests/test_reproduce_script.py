@@ -1,12 +1,12 @@
-"""The reproduction script's comparison with the authors' code: both sides on the same cells."""
+"""The reproduction (``nas.reproduce``, run by ``scripts/reproduce.py``): its plan, archives, and
+comparisons with the authors' code on the same cells."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,11 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def reproduce():
-    spec = importlib.util.spec_from_file_location("reproduce_script", ROOT / "scripts" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The reproduction's names (the modules of the library's ``nas.reproduce``) as one namespace."""
+    from nas.reproduce import archives, compare, plan, published, results
+
+    names: dict = {}
+    for module in (plan, published, archives, compare, results):
+        names.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+    return SimpleNamespace(**names)
 
 
 def write_reference(folder: Path, rows: list[dict[str, str]]) -> Path:

@@ -1,9 +1,10 @@
 """Writers of NAS-Bench-101 files in the exact official layouts, for tests and benchmarks.
 
 TFRecord framing with masked CRC32C, JSON records, hand-encoded ``ModelMetrics`` protobufs, and
-the community ``nasbench.hdf5`` datasets, filled from the real 1,000-cell CSV in
-``../shared/data/nb101``. They are written independently of the reader so that a round trip
-checks the format, not only self-consistency.
+the community ``nasbench.hdf5`` datasets, filled from a CSV of real cells in the layout of
+``nb101_subset_1000.csv`` (the shared data's 1,000-cell subset). They are written independently
+of the reader (:mod:`nas.benchmarks.nb101`) so that a round trip checks the format, not only
+self-consistency. ``scripts/bench_import.py`` builds its full-size synthetic file with them.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from conftest import SHARED_DATA, require
-
-CSV_PATH = SHARED_DATA / "nb101" / "nb101_subset_1000.csv"
 EPOCHS = (4, 12, 36, 108)
 OP_CODE = {"input": -1, "output": -2, "conv3x3-bn-relu": 0, "conv1x1-bn-relu": 1, "maxpool3x3": 2}
 
@@ -91,9 +89,10 @@ def nb101_record(module_hash, epochs, matrix, ops, metrics: bytes) -> bytes:
     return json.dumps(row).encode("utf-8")
 
 
-def load_csv_rows() -> list[dict]:
+def load_csv_rows(path: str | Path) -> list[dict]:
+    """The cells of a subset CSV (``nb101_subset_1000.csv``'s layout) as the writers take them."""
     rows = []
-    with open(require(CSV_PATH), newline="") as f:
+    with open(path, newline="") as f:
         for r in csv.DictReader(f):
             n = int(r["num_vertices"])
             matrix = np.zeros((7, 7), dtype=np.int8)  # the CSV's matrices are n x n
