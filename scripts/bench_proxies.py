@@ -35,6 +35,8 @@ from reference_cells import reference_draw
 from tqdm import tqdm
 
 from nas.data import load_batch, parse_data_arg
+from nas.devices import resolve_device
+from nas.errors import NasError
 from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec
 from nas.proxies.base import evaluate_together, shared_groups
 from nas.scoring import build_network, proxy_label
@@ -42,8 +44,14 @@ from nas.searchspaces import get_space, list_spaces
 
 
 def timed(fn) -> float:
+    """Wall seconds of ``fn()``; on CUDA, after the kernels it queued have finished."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    if sync:
+        sync()
     start = time.perf_counter()
     fn()
+    if sync:
+        sync()
     return time.perf_counter() - start
 
 
@@ -106,6 +114,7 @@ def main() -> None:
     )
     parser.add_argument("--proxy", default=None, help="comma-separated (default: all registered)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA when present)")
     parser.add_argument("--reference", help="peer_scores_nb201_500.csv: compare with the authors' timings")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -120,7 +129,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     space = get_space(args.space)
-    batch = load_batch(parse_data_arg(args.data, batch_size=64, seed=0))
+    try:
+        device = resolve_device(args.device)
+    except NasError as err:
+        parser.error(str(err))
+    batch = load_batch(parse_data_arg(args.data, batch_size=64, seed=0)).to(device)
     specs = parse_proxy_spec(args.proxy) if args.proxy else [(n, {}) for n in list_proxies() if not n.startswith("_")]
     proxies = [get_proxy(n, **p) for n, p in specs]
     if space.name == "nats-tss":  # the reference cells, which the authors' timings cover
@@ -133,7 +146,7 @@ def main() -> None:
     fwd, fwdbwd = [], []
     start = time.perf_counter()
     for arch in tqdm(archs, desc="bench", unit="arch"):
-        model = build_network(space, arch, 10, seed=0)
+        model = build_network(space, arch, 10, seed=0, device=device)
         net = copy.deepcopy(model).train()
         with torch.no_grad():
             fwd.append(timed(lambda: net(batch.inputs)))
@@ -156,7 +169,8 @@ def main() -> None:
         for label, ts in times.items()
     ]
     print(
-        f"{space.name}, {len(archs)} cells, batch 64 of {batch.spec.source}, torch threads {torch.get_num_threads()}; "
+        f"{space.name}, {len(archs)} cells, batch 64 of {batch.spec.source} on {device}, "
+        f"torch threads {torch.get_num_threads()}; "
         f"forward {f:.4f} s, forward+backward {fb:.4f} s (medians); total {time.perf_counter() - start:.0f} s\n"
     )
     print("| proxy | s/arch | / forward | / forward+backward |\n|---|---|---|---|")
@@ -176,6 +190,7 @@ def main() -> None:
                     "space": space.name,
                     "cells": len(archs),
                     "threads": torch.get_num_threads(),
+                    "device": device,
                     "forward_s": f,
                     "forward_backward_s": fb,
                     "proxies": rows,

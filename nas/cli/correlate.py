@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.correlation import check_combinations, correlate, select_population
     from nas.devices import resolve_device
     from nas.proxies import get_proxy, parse_proxy_spec
-    from nas.scoring import Scorer, proxy_label, score_many
+    from nas.scoring import Scorer, proxy_label, score_many, score_table
     from nas.searchspaces import get_space
     from nas.store import ScoreStore
 
@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
         "store": store.url,
         "proxy_protocols": {proxy_label(p): scorer.protocol(p) for p in proxies},
     }
-    requested = {label: results[label] for label in scorer.labels}  # not an ensemble's extra components
+    # the requested proxies' columns (not an ensemble's extra components), each with its direction
+    requested = score_table(scorer, archs, results)
     corr = correlate(
         space,
         requested,
