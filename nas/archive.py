@@ -25,7 +25,7 @@ import gzip
 import json
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,9 +40,16 @@ FORMAT, VERSION = "zcnas-scores", 1
 SUFFIX = ".jsonl.gz"
 
 
-def write_archive(path: str | Path, rows: Iterable[ScoreRow], protocols: dict[str, dict[str, Any]]) -> int:
-    """Write ``rows`` (with the protocol of each digest) to ``path``; returns the row count."""
-    rows = sorted(rows, key=lambda r: (r.space, r.protocol, r.arch))
+def write_archive(
+    path: str | Path,
+    rows: Iterable[ScoreRow],
+    protocols: dict[str, dict[str, Any]],
+    machines: dict[str, dict[str, Any]] | None = None,
+) -> int:
+    """Write ``rows`` (with the protocol of each digest, and the machine record of each machine
+    digest) to ``path``; returns the row count."""
+    rows = sorted(rows, key=lambda r: (r.space, r.protocol, r.machine, r.arch))
+    used = {r.machine for r in rows if r.machine}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     group = None
@@ -51,18 +58,18 @@ def write_archive(path: str | Path, rows: Iterable[ScoreRow], protocols: dict[st
         def line(obj: Any) -> None:
             out.write(json.dumps(obj, separators=(",", ":"), allow_nan=False).encode() + b"\n")
 
-        line({"format": FORMAT, "version": VERSION})
+        head: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+        if used:  # which machines computed the scores (readers before 0.2 ignore these keys)
+            head["machines"] = {d: (machines or {}).get(d) for d in sorted(used)}
+        line(head)
         for row in rows:
-            if (row.space, row.protocol) != group:
-                group = (row.space, row.protocol)
-                line(
-                    {
-                        "protocol": row.protocol,
-                        "space": row.space,
-                        "proxy": row.proxy,
-                        "spec": protocols.get(row.protocol),
-                    }
-                )
+            if (row.space, row.protocol, row.machine) != group:
+                group = (row.space, row.protocol, row.machine)
+                header: dict[str, Any] = {"protocol": row.protocol, "space": row.space, "proxy": row.proxy}
+                header["spec"] = protocols.get(row.protocol)
+                if row.machine:
+                    header["machine"] = row.machine
+                line(header)
             item = [row.arch, _encode(row.score), float(f"{row.seconds:.4g}")]
             if row.status != "ok" or row.reason:
                 item += [row.status, row.reason]
@@ -76,6 +83,8 @@ class Archive:
 
     rows: list[ScoreRow] = field(default_factory=list)
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: machine digest -> record (empty for archives written before 0.2: machine unrecorded)
+    machines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def read_archive(path: str | Path) -> Archive:
@@ -94,6 +103,7 @@ def read_archive(path: str | Path) -> Archive:
                         raise ValueError(f"not a {FORMAT} archive")
                     if obj.get("version") != VERSION:
                         raise ValueError(f"archive version {obj.get('version')!r}; this zcnas reads {VERSION}")
+                    archive.machines = {k: v for k, v in (obj.get("machines") or {}).items() if v}
                 elif isinstance(obj, dict):
                     header = obj
                     if obj.get("spec") is not None:
@@ -113,6 +123,7 @@ def read_archive(path: str | Path) -> Archive:
                             space=header["space"],
                             arch=arch,
                             protocol=header["protocol"],
+                            machine=header.get("machine", ""),
                         )
                     )
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as err:
@@ -149,7 +160,7 @@ def export_scores(
     ]
     if not rows:
         return 0
-    return write_archive(path, rows, store.protocols())
+    return write_archive(path, rows, store.protocols(), store.machines())
 
 
 @dataclass
@@ -167,9 +178,11 @@ def import_scores(store: ScoreStore, paths: Sequence[str | Path]) -> ImportRepor
     archives, an earlier archive's by a later one's)."""
     by_key: dict[tuple[str, str, str], ScoreRow] = {}
     protocols: dict[str, dict[str, Any]] = {}
+    machines: dict[str, dict[str, Any]] = {}
     for path in paths:
         archive = read_archive(path)
         protocols.update(archive.protocols)
+        machines.update(archive.machines)
         for row in archive.rows:
             by_key.setdefault((row.space, row.protocol, row.arch), row)
     report = ImportReport()
@@ -181,7 +194,7 @@ def import_scores(store: ScoreStore, paths: Sequence[str | Path]) -> ImportRepor
             report.present += 1
             if not same_score(stored[key], row):
                 report.conflicts.append((stored[key], row))
-    report.added = store.add_new([r for k, r in by_key.items() if k not in stored], protocols)
+    report.added = store.add_new([r for k, r in by_key.items() if k not in stored], protocols, machines)
     return report
 
 
@@ -216,7 +229,12 @@ class Check:
 
 
 def verify_scores(
-    scorer: Scorer, rows: Sequence[ScoreRow], archs: Sequence[Any], per_protocol: int, seed: int = 0, threads: int = 1
+    scorer: Scorer,
+    rows: Sequence[ScoreRow],
+    archs: Sequence[Any],
+    per_protocol: int | Callable[[Any], int],
+    seed: int = 0,
+    threads: int = 1,
 ) -> list[Check]:
     """Recompute ``per_protocol`` randomly drawn rows of each of the scorer's protocols among
     ``rows`` (say, the scores just imported) whose architecture is one of ``archs``, and return
@@ -240,7 +258,8 @@ def verify_scores(
                 (r for r in rows if r.space == space.name and r.protocol == digest and r.arch in by_key),
                 key=lambda r: r.arch,
             )
-            for row in rng.sample(mine, min(per_protocol, len(mine))):
+            count = per_protocol(proxy) if callable(per_protocol) else per_protocol
+            for row in rng.sample(mine, min(count, len(mine))):
                 result = scorer.score(by_key[row.arch], [proxy])[proxy.label()]
                 checks.append(
                     Check(row, replace(result, proxy=row.proxy, space=row.space, arch=row.arch, protocol=digest))
@@ -248,6 +267,88 @@ def verify_scores(
     finally:
         torch.set_num_threads(before)
     return checks
+
+
+# -- what a verification found, and what it means under each mode --------------------------------------
+#: ``strict``: a protocol's archived scores are used only if every recomputed one is identical;
+#: ``tolerant`` (the default): if every one is within its proxy's documented tolerance
+#: (``Proxy.tolerance``, measured across CPUs: docs/proxies.md); ``off``: nothing is recomputed.
+VERIFY_MODES = ("strict", "tolerant", "off")
+
+
+def relative_difference(a: float, b: float) -> float:
+    """``|a - b| / max(|a|, |b|)``; 0 for equal values (NaN equals NaN), inf for finite vs not."""
+    if a == b or (math.isnan(a) and math.isnan(b)):
+        return 0.0
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.inf
+    return abs(a - b) / max(abs(a), abs(b))
+
+
+@dataclass
+class ProtocolCheck:
+    """The recomputed scores of one protocol: how far they are from the archived ones, whether
+    they rank the cells alike, and whether the protocol passes under a mode."""
+
+    space: str
+    protocol: str
+    proxy: str
+    tolerance: float
+    checks: list[Check]
+
+    @property
+    def max_difference(self) -> float:
+        worst = 0.0
+        for c in self.checks:
+            if c.stored.status != c.fresh.status:
+                return math.inf
+            worst = max(worst, relative_difference(c.stored.score, c.fresh.score))
+        return worst
+
+    @property
+    def identical(self) -> bool:
+        return self.max_difference == 0.0
+
+    @property
+    def rank_agreement(self) -> float | None:
+        """Kendall's tau between the archived and the recomputed scores (None under 3 cells)."""
+        pairs = [(c.stored.score, c.fresh.score) for c in self.checks if c.stored.ok and c.fresh.ok]
+        if len(pairs) < 3:
+            return None
+        from scipy.stats import kendalltau
+
+        tau = kendalltau(*zip(*pairs)).statistic
+        return None if math.isnan(tau) else float(tau)
+
+    def passes(self, mode: str) -> bool:
+        if mode == "off":
+            return True
+        if mode == "strict":
+            return self.identical
+        return self.max_difference <= self.tolerance
+
+    def line(self, mode: str) -> str:
+        """One line: ``zico (nb101, 24b1f228...): 3 recomputed, max relative difference 1.8e-02
+        (tolerance 5.0e-02), rank agreement tau 1.00: used``."""
+        tau = self.rank_agreement
+        agreement = "" if tau is None else f", rank agreement tau {tau:.2f}"
+        verdict = "used" if self.passes(mode) else f"discarded ({mode})"
+        difference = "identical" if self.identical else f"max relative difference {self.max_difference:.1e}"
+        return (
+            f"{self.proxy} ({self.space}, {self.protocol[:8]}): {len(self.checks)} recomputed, {difference} "
+            f"(tolerance {self.tolerance:.1e}){agreement}: {verdict}"
+        )
+
+
+def check_protocols(checks: Sequence[Check], tolerance: Callable[[str], float]) -> list[ProtocolCheck]:
+    """Group recomputed scores by protocol; ``tolerance(proxy label)`` gives each its tolerance."""
+    groups: dict[tuple[str, str], list[Check]] = {}
+    for check in checks:
+        groups.setdefault((check.stored.space, check.stored.protocol), []).append(check)
+    return [
+        ProtocolCheck(space, digest, group[0].stored.proxy, tolerance(group[0].stored.proxy), group)
+        for (space, digest), group in sorted(groups.items())
+    ]
 
 
 def _encode(score: float) -> float | str:

@@ -29,6 +29,7 @@ class Score:
     space: str = ""
     arch: str = ""  # the architecture's key in its space
     protocol: str = ""  # the digest of the protocol it was computed under
+    machine: str = ""  # the digest of the machine it was computed on (nas.machine); "" unknown
 
     @property
     def ok(self) -> bool:

@@ -17,6 +17,7 @@ import torch
 
 from nas.data import Batch, InputSpec, load_batch
 from nas.errors import NasError
+from nas.machine import machine_info
 from nas.proxies.base import Proxy, ProxyResult, evaluate_together, protocol_digest, shared_groups
 from nas.records import Score
 from nas.searchspaces.base import SearchSpace
@@ -200,9 +201,12 @@ def _score_and_store(scorer: Scorer, store, text: str, which: list[int]) -> dict
     arch = space.resolve(text)
     proxies = [scorer.proxies[i] for i in which]
     results = scorer.score(arch, proxies)
+    machine = machine_info()  # what computed these scores (this process's threads included)
     for proxy in proxies:
         label = proxy_label(proxy)
-        store.put(space.name, space.key(arch), scorer.digest(proxy), label, results[label], scorer.protocol(proxy))
+        store.put(
+            space.name, space.key(arch), scorer.digest(proxy), label, results[label], scorer.protocol(proxy), machine
+        )
     return results
 
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nas.errors import NasError
+from nas.machine import machine_digest
 from nas.paths import nas_home
 from nas.records import Score
 
@@ -34,6 +35,14 @@ SCORES = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text),
     sa.Column("created", sa.Float),
+    # the machine that computed it (nas.machine.machine_digest); NULL for scores stored before 0.2
+    sa.Column("machine", sa.String(16)),
+)
+MACHINES = sa.Table(
+    "machines",
+    _META,
+    sa.Column("digest", sa.String(16), primary_key=True),
+    sa.Column("info", sa.Text, nullable=False),
 )
 PROTOCOLS = sa.Table(
     "protocols",
@@ -69,14 +78,24 @@ class ScoreStore:
             if self.url.startswith("sqlite"):
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             _META.create_all(self.engine)
+            _add_machine_column(self.engine)
         except (sa.exc.SQLAlchemyError, ImportError, ValueError) as err:
             hint = " (pip install 'zcnas[postgres]')" if isinstance(err, ImportError) and "postgres" in self.url else ""
             raise NasError(f"cannot open score store {self.url!r}: {err}{hint}") from None
 
     def put(
-        self, space: str, arch: str, digest: str, proxy: str, result: Any, protocol: dict[str, Any] | None = None
+        self,
+        space: str,
+        arch: str,
+        digest: str,
+        proxy: str,
+        result: Any,
+        protocol: dict[str, Any] | None = None,
+        machine: dict[str, Any] | None = None,
     ) -> None:
-        """Insert or replace one score (``result``: a ProxyResult)."""
+        """Insert or replace one score (``result``: a Score), with the machine that computed it
+        (``machine``: :func:`nas.machine.machine_info`)."""
+        machine_key = machine_digest(machine) if machine else None
         row = {
             "space": space,
             "arch": arch,
@@ -87,8 +106,13 @@ class ScoreStore:
             "status": result.status,
             "reason": result.reason,
             "created": time.time(),
+            "machine": machine_key,
         }
         with self.engine.begin() as conn:
+            if machine:
+                _upsert(
+                    conn, MACHINES, {"digest": machine_key, "info": json.dumps(machine, sort_keys=True)}, ["digest"]
+                )
             if protocol is not None:
                 _upsert(
                     conn, PROTOCOLS, {"digest": digest, "protocol": json.dumps(protocol, sort_keys=True)}, ["digest"]
@@ -97,9 +121,9 @@ class ScoreStore:
 
     def get_many(self, space: str, digest: str, archs: Iterable[str] | None = None) -> dict[str, StoredScore]:
         """Stored scores of one protocol (all, or those of ``archs``), keyed by arch key."""
-        query = sa.select(SCORES.c.arch, SCORES.c.score, SCORES.c.seconds, SCORES.c.status, SCORES.c.reason).where(
-            SCORES.c.space == space, SCORES.c.protocol == digest
-        )
+        query = sa.select(
+            SCORES.c.arch, SCORES.c.score, SCORES.c.seconds, SCORES.c.status, SCORES.c.reason, SCORES.c.machine
+        ).where(SCORES.c.space == space, SCORES.c.protocol == digest)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         out = {
@@ -111,6 +135,7 @@ class ScoreStore:
                 space=space,
                 arch=r.arch,
                 protocol=digest,
+                machine=r.machine or "",
             )
             for r in rows
         }
@@ -148,6 +173,7 @@ class ScoreStore:
             SCORES.c.seconds,
             SCORES.c.status,
             SCORES.c.reason,
+            SCORES.c.machine,
         )
         if space is not None:
             query = query.where(SCORES.c.space == space)
@@ -165,9 +191,21 @@ class ScoreStore:
                     space=r.space,
                     arch=r.arch,
                     protocol=r.protocol,
+                    machine=r.machine or "",
                 )
                 for r in conn.execute(query).all()
             ]
+
+    def machine_counts(self) -> dict[str, int]:
+        """How many stored scores each machine digest computed ("": not recorded)."""
+        query = sa.select(SCORES.c.machine, sa.func.count()).group_by(SCORES.c.machine)
+        with self.engine.connect() as conn:
+            return {machine or "": int(n) for machine, n in conn.execute(query).all()}
+
+    def machines(self) -> dict[str, dict[str, Any]]:
+        """Every recorded machine (:func:`nas.machine.machine_info`), by digest."""
+        with self.engine.connect() as conn:
+            return {r.digest: json.loads(r.info) for r in conn.execute(sa.select(MACHINES)).all()}
 
     def delete(self, space: str, digest: str, archs: Iterable[str]) -> None:
         """Remove the scores of ``archs`` under one protocol (e.g. imported ones that did not
@@ -181,9 +219,14 @@ class ScoreStore:
                     )
                 )
 
-    def add_new(self, rows: Iterable[ScoreRow], protocols: dict[str, dict[str, Any]]) -> list[ScoreRow]:
+    def add_new(
+        self,
+        rows: Iterable[ScoreRow],
+        protocols: dict[str, dict[str, Any]],
+        machines: dict[str, dict[str, Any]] | None = None,
+    ) -> list[ScoreRow]:
         """Insert the rows whose key the store lacks, in one transaction; never replace a stored
-        score. Returns the rows inserted."""
+        score. ``machines``: the records the rows' machine digests name. Returns the rows inserted."""
         rows = list(rows)
         have = {(r.space, r.protocol, r.arch) for r in self.rows(digests={r.protocol for r in rows})} if rows else set()
         new = [r for r in rows if (r.space, r.protocol, r.arch) not in have]
@@ -193,6 +236,8 @@ class ScoreStore:
                 _upsert(
                     conn, PROTOCOLS, {"digest": digest, "protocol": json.dumps(protocol, sort_keys=True)}, ["digest"]
                 )
+            for digest, info in (machines or {}).items():
+                _upsert(conn, MACHINES, {"digest": digest, "info": json.dumps(info, sort_keys=True)}, ["digest"])
             if new:
                 conn.execute(
                     _insert_or_ignore(conn, SCORES),
@@ -207,11 +252,20 @@ class ScoreStore:
                             "status": r.status,
                             "reason": r.reason,
                             "created": now,
+                            "machine": r.machine or None,
                         }
                         for r in new
                     ],
                 )
         return new
+
+
+def _add_machine_column(engine: sa.engine.Engine) -> None:
+    """Stores made before 0.2 have no ``machine`` column: add it (NULL: machine unrecorded)."""
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("scores")}
+    if "machine" not in columns:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE scores ADD COLUMN machine VARCHAR(16)"))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -59,6 +59,10 @@ class Proxy:
     description: ClassVar[str] = ""
     positional: ClassVar[str | None] = None  # the parameter that bare arguments fill, if any
     population: ClassVar[bool] = False  # True: scores are defined over a set of networks
+    #: The relative difference its score may show on another machine (other CPU kernels, other
+    #: summation orders), measured across CPU settings (docs/proxies.md, scripts/score_variation.py);
+    #: archived scores are verified against it (``--verify tolerant``).
+    tolerance: ClassVar[float] = 1e-6
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -154,6 +158,13 @@ def list_proxies() -> list[str]:
 def proxy_class(name: str) -> type[Proxy]:
     """The class registered under a proxy name."""
     return PROXIES.get(name)
+
+
+def proxy_tolerance(label: str) -> float:
+    """The documented cross-machine tolerance of the proxy a label names (``zico(...)`` ->
+    zico's); labels of no registered proxy get the default."""
+    name = label.split("(", 1)[0].strip()
+    return PROXIES.get(name).tolerance if name in PROXIES else Proxy.tolerance
 
 
 def get_proxy(name: str, **params: Any) -> Proxy:

@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 
 from nas.data import InputSpec
 from nas.errors import InvalidArchitectureError, NasError
+from nas.machine import machine_info
 from nas.proxies import get_proxy, parse_proxy_spec, proxy_class
 from nas.proxies.ensemble import ReferenceRanks
 from nas.scoring import Scorer, proxy_label
@@ -201,7 +202,13 @@ class ProxyObjective:
             for proxy in missing:
                 label = proxy_label(proxy)
                 self.store.put(
-                    self.space.name, key, self.scorer.digest(proxy), label, results[label], self.scorer.protocol(proxy)
+                    self.space.name,
+                    key,
+                    self.scorer.digest(proxy),
+                    label,
+                    results[label],
+                    self.scorer.protocol(proxy),
+                    machine_info(),
                 )
                 out[label] = results[label]
         else:

@@ -158,3 +158,57 @@ def test_same_score_admits_float_order_noise_not_another_value():
     assert same_score(row(math.nan, "failed"), row(math.nan, "failed"))
     assert not same_score(row(-math.inf), row(1.0)) and same_score(row(math.inf), row(math.inf))
     assert same_score(row(0.0), row(0.0)) and not same_score(row(0.0), row(1e-3))
+
+
+# -- the machine that computed a score ---------------------------------------------------------------
+XEON = {
+    "cpu": "Intel Xeon",
+    "isa": ["avx2", "avx512f"],
+    "machine": "x86_64",
+    "python": "3.11",
+    "torch": "2.13.0",
+    "mkl": "2024.2",
+    "onednn": "3.12.0",
+    "threads": 1,
+}
+
+
+def test_the_machine_of_each_score_travels_with_it(tmp_path, capsys):
+    from nas.machine import machine_digest, machine_info
+
+    source, target = new_store(tmp_path, "a.db"), new_store(tmp_path, "b.db")
+    source.put("nats-tss", "a", "d1", "near", ProxyResult(1.0, 0.1), {"proxy": "near"}, XEON)
+    here = machine_info(threads=1)
+    source.put("nats-tss", "b", "d1", "near", ProxyResult(2.0, 0.1), None, here)
+    source.put("nats-tss", "c", "d1", "near", ProxyResult(3.0, 0.1))  # not recorded
+    export_scores(source, tmp_path / "m.jsonl.gz")
+    archive = read_archive(tmp_path / "m.jsonl.gz")
+    assert {r.arch: r.machine for r in archive.rows} == {"a": machine_digest(XEON), "b": machine_digest(here), "c": ""}
+    assert archive.machines[machine_digest(XEON)] == XEON
+    import_scores(target, [tmp_path / "m.jsonl.gz"])
+    assert target.machine_counts() == {machine_digest(XEON): 1, machine_digest(here): 1, "": 1}
+    assert target.machines()[machine_digest(here)] == here
+    assert main(["store", "info", "--store", target.url, "--json"]) == 0
+    scored_on = {m["machine"]: m["info"] for m in json.loads(capsys.readouterr().out)["machines"]}
+    assert scored_on[machine_digest(XEON)]["cpu"] == "Intel Xeon" and scored_on[None] is None
+
+
+def test_archives_and_stores_from_before_machines_still_read(tmp_path, shared_data):
+    """The published archives (written before 0.2) read, with machines unrecorded; a store made
+    before 0.2 (no machine column) gets the column on opening, its scores kept."""
+    import sqlite3
+    from pathlib import Path
+
+    oldest = sorted((Path(__file__).resolve().parents[1] / "docs" / "scores").glob("*.jsonl.gz"))[0]
+    archive = read_archive(oldest)
+    assert archive.rows and not archive.machines and {r.machine for r in archive.rows} == {""}
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE scores (space VARCHAR(32), arch VARCHAR(512), protocol VARCHAR(32), "
+            "proxy VARCHAR(128) NOT NULL, score FLOAT, seconds FLOAT, status VARCHAR(16) NOT NULL, "
+            "reason TEXT, created FLOAT, PRIMARY KEY (space, arch, protocol))"
+        )
+        conn.execute("INSERT INTO scores VALUES ('nats-tss', 'a', 'd1', 'near', 1.5, 0.1, 'ok', '', 0)")
+    store = ScoreStore(f"sqlite:///{path}")
+    assert store.get("nats-tss", "a", "d1").score == 1.5 and store.machine_counts() == {"": 1}

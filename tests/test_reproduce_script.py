@@ -241,6 +241,8 @@ def test_a_stage_can_score_the_common_images_in_another_batch_size(reproduce):
 
 
 def test_archived_scores_are_imported_checked_and_a_protocol_that_differs_is_discarded(reproduce, tmp_path):
+    from dataclasses import replace
+
     from nas.archive import archive_files, read_archive, write_archive
     from nas.data import parse_data_arg
     from nas.errors import NasError
@@ -261,23 +263,42 @@ def test_archived_scores_are_imported_checked_and_a_protocol_that_differs_is_dis
     assert len(archive_files(folder)) == 1
 
     fresh = ScoreStore(f"sqlite:///{tmp_path / 'fresh.db'}")
-    sentence = reproduce.import_archives(folder, plan, inputs, fresh, verify=2)
-    assert sentence.startswith("8 scores came from the score archives") and "recomputed 4 of them" in sentence
+    sentence = reproduce.import_archives(folder, plan, inputs, fresh)
+    assert sentence.startswith("8 scores came from the score archives") and "recomputed 8 of them" in sentence
+    assert "2 of 2 protocols gave identical scores" in sentence
     assert len(fresh.rows()) == 8
-    again = reproduce.import_archives(folder, plan, inputs, fresh, verify=2)  # the store has them all
+    again = reproduce.import_archives(folder, plan, inputs, fresh)  # the store has them all
     assert again.startswith("The store already held every score of the archives in `docs/scores` (8)")
 
-    # An archive whose synflow scores are not this code's: they are discarded, params kept.
     rows = read_archive(archive_files(folder)[0])
-    bad = [r if r.proxy != "synflow" else type(r)(**{**r.__dict__, "score": r.score * 2}) for r in rows.rows]
-    (folder / "other").mkdir()
-    write_archive(folder / "other" / "a.jsonl.gz", bad, rows.protocols)
+
+    def archive_with(factor: float, name: str):
+        """The archive with its synflow scores multiplied by ``factor``."""
+        changed = [r if r.proxy != "synflow" else replace(r, score=r.score * factor) for r in rows.rows]
+        (folder / name).mkdir()
+        write_archive(folder / name / "a.jsonl.gz", changed, rows.protocols)
+        return folder / name
+
+    # Scores that are not this code's (twice the value): discarded under the default, params kept.
     third = ScoreStore(f"sqlite:///{tmp_path / 'third.db'}")
-    sentence = reproduce.import_archives(folder / "other", plan, inputs, third, verify=1)
-    assert sentence.startswith("4 scores came") and "(discarded: synflow)" in sentence
+    sentence = reproduce.import_archives(archive_with(2.0, "double"), plan, inputs, third)
+    assert sentence.startswith("4 scores came") and "discarded: synflow (nats-tss)" in sentence
     assert {r.proxy for r in third.rows()} == {"params"}
+
+    # Another machine's rounding (1e-9 relative, within synflow's tolerance): used under tolerant,
+    # discarded under strict, not even looked at under off. Discarding is the mode's, never silent.
+    noisy = archive_with(1 + 1e-9, "noisy")
+    for mode, proxies in (("tolerant", {"params", "synflow"}), ("strict", {"params"}), ("off", {"params", "synflow"})):
+        store = ScoreStore(f"sqlite:///{tmp_path / (mode + '.db')}")
+        sentence = reproduce.import_archives(noisy, plan, inputs, store, verify=mode)
+        assert {r.proxy for r in store.rows()} == proxies, mode
+    assert "synflow (nats-tss) differed by up to 1.0e-09" in reproduce.import_archives(
+        noisy, plan, inputs, ScoreStore(f"sqlite:///{tmp_path / 'again.db'}")
+    )
+    with pytest.raises(NasError, match="--verify must be one of strict, tolerant, off"):
+        reproduce.import_archives(noisy, plan, inputs, store, verify="loose")
 
     # A store whose own score differs from the archive's: a stop, not a silent choice.
     fresh.put("nats-tss", rows.rows[0].arch, rows.rows[0].protocol, rows.rows[0].proxy, ProxyResult(-1.0, 0.1))
     with pytest.raises(NasError, match="differ from the archives"):
-        reproduce.import_archives(folder, plan, inputs, fresh, verify=1)
+        reproduce.import_archives(folder, plan, inputs, fresh)

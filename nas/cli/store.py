@@ -75,12 +75,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     from nas.store import ScoreStore
 
     store = ScoreStore(args.store)
+    from nas.machine import describe
+
     counts: Counter = Counter()
     failed: Counter = Counter()
+    by_machine: Counter = Counter()
     for row in store.rows(args.space):
         key = (row.space, row.proxy, row.protocol)
         counts[key] += 1
         failed[key] += row.status != "ok"
+        by_machine[row.machine] += 1
+    machines = store.machines()
     protocols = store.protocols()
     groups = [
         {"space": s, "proxy": p, "protocol": d, "scores": n, "failed": failed[(s, p, d)], "spec": protocols.get(d)}
@@ -96,7 +101,15 @@ def cmd_info(args: argparse.Namespace) -> int:
         lines.append(
             f"{g['space']:<10}{g['proxy']:<30}{g['protocol']:<18}{where:<30}{g['scores']:>9,}{g['failed']:>8,}"
         )
-    return _emit(args, {"store": store.url, "groups": groups}, "\n".join(lines))
+    if by_machine:
+        lines.append("computed on:")
+    scored_on = []
+    for digest, n in by_machine.most_common():
+        info = machines.get(digest)
+        what = describe(info) if info else "machine not recorded (scores stored before zcnas 0.2)"
+        scored_on.append({"machine": digest or None, "scores": n, "info": info})
+        lines.append(f"  {n:>9,}  {digest or '-':<13} {what}")
+    return _emit(args, {"store": store.url, "groups": groups, "machines": scored_on}, "\n".join(lines))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -67,7 +67,16 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     )
     parser.add_argument("--no-archive", action="store_true", help="neither read nor write the archives")
     parser.add_argument(
-        "--verify", type=int, default=2, help="archived scores recomputed per protocol to check them (default 2)"
+        "--verify",
+        default="tolerant",
+        help="how archived scores are checked: strict (recomputed ones must be identical), tolerant (within "
+        "each proxy's documented tolerance; the default) or off (not recomputed)",
+    )
+    parser.add_argument(
+        "--verify-sample",
+        type=int,
+        default=3,
+        help="archived scores recomputed per protocol (default 3; 8 for the cheap proxies)",
     )
     parser.add_argument("--out", default=str(root / "docs" / "results.md"))
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of tau (default 1000)")
@@ -120,7 +129,9 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     provenance = ""
     if not args.no_archive:
         try:
-            provenance = import_archives(Path(args.archive), plan, inputs, store, args.verify)
+            provenance = import_archives(
+                Path(args.archive), plan, inputs, store, args.verify, args.verify_sample, max(args.verify_sample, 8)
+            )
         except NasError as err:
             print(f"reproduce: error: {err}", file=sys.stderr)
             return 2

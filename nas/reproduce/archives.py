@@ -19,13 +19,24 @@ def reproduction_digests(plan: list[Stage], inputs) -> set[str]:
     return out
 
 
-def import_archives(folder: Path, plan: list[Stage], inputs, store, verify: int) -> str:
-    """Add the archived scores the store lacks and recompute ``verify`` random ones of each
-    protocol; a protocol whose recomputed scores differ is discarded (its imported scores are
-    deleted, so scoring recomputes them). Returns a sentence for the results' header."""
-    from nas.archive import TOLERANCE, archive_files, import_scores, verify_scores
+def import_archives(
+    folder: Path, plan: list[Stage], inputs, store, verify: str = "tolerant", sample: int = 3, cheap_sample: int = 8
+) -> str:
+    """Add the archived scores the store lacks, then check them by recomputing some of each
+    protocol (``cheap_sample`` for the cheap proxies, ``sample`` for the others; none with
+    ``verify="off"``). One line per protocol says how far the recomputed scores are from the
+    archived ones and whether they rank the cells alike. Under ``strict`` a protocol is used only if
+    every recomputed score is identical; under ``tolerant`` (the default) if each is within its
+    proxy's documented tolerance. A protocol that fails is discarded (its imported scores are
+    deleted, so scoring recomputes them), as the mode the user chose says. Returns a sentence for
+    the results' header."""
+    from nas.archive import VERIFY_MODES, archive_files, check_protocols, import_scores, verify_scores
     from nas.errors import NasError
+    from nas.proxies.base import proxy_tolerance
+    from nas.reproduce.plan import CHEAP
 
+    if verify not in VERIFY_MODES:
+        raise NasError(f"--verify must be one of {', '.join(VERIFY_MODES)}, got {verify!r}")
     files = archive_files(folder)
     if not files:
         return ""
@@ -43,34 +54,54 @@ def import_archives(folder: Path, plan: list[Stage], inputs, store, verify: int)
             f"The store already held every score of the archives in `docs/scores` ({report.present:,}), so "
             "none came from them in this run and none were recomputed."
         )
+    if verify == "off":
+        log("archives not verified (--verify off)")
+        return (
+            f"{len(report.added):,} scores came from the score archives in `docs/scores`, used without "
+            "recomputing any (`--verify off`)."
+        )
     checks, done = [], set()
     archs_of: dict[str, list[Any]] = {}
     for stage in plan:
         archs_of.setdefault(stage.space_name, []).extend(stage.archs)
+
+    def count(proxy) -> int:
+        return cheap_sample if proxy.name in CHEAP else sample
+
     for stage in plan:  # each protocol once, over every cell of its space
         scorer = stage_scorer(stage, inputs)
         todo = [r for r in report.added if r.protocol not in done]
-        checks += verify_scores(scorer, todo, archs_of[stage.space_name], verify, seed=0)
+        checks += verify_scores(scorer, todo, archs_of[stage.space_name], count, seed=0)
         done |= {scorer.digest(p) for p in scorer.proxies}
-    failed = {(c.stored.space, c.stored.protocol): c for c in checks if not c.ok}
-    for (space, digest), c in failed.items():
-        mine = [r.arch for r in report.added if r.space == space and r.protocol == digest]
-        store.delete(space, digest, mine)
-        log(
-            f"warning: {c.stored.proxy} ({space}) on {c.stored.arch}: {c.stored.score!r} archived, {c.fresh.score!r} "
-            f"recomputed; its {len(mine):,} archived scores are discarded and will be scored again"
-        )
-    kept = sum(1 for r in report.added if (r.space, r.protocol) not in failed)
-    if checks:
-        log(f"recomputed {len(checks)} archived scores at random: {len(checks) - sum(not c.ok for c in checks)} equal")
-    sentence = (
-        f"{kept:,} scores came from the score archives in `docs/scores` (written by earlier runs); this "
-        f"run recomputed {len(checks)} of them, {verify} drawn at random per protocol, and used a "
-        "protocol's archived scores only where every recomputed one equals its archived value "
-        f"(relative tolerance {TOLERANCE:g})"
+    protocols = check_protocols(checks, proxy_tolerance)
+    failed = [p for p in protocols if not p.passes(verify)]
+    for p in protocols:
+        log(("verify " if p.passes(verify) else "warning: ") + p.line(verify))
+    for p in failed:
+        mine = [r.arch for r in report.added if r.space == p.space and r.protocol == p.protocol]
+        store.delete(p.space, p.protocol, mine)
+        log(f"{p.proxy} ({p.space}): its {len(mine):,} archived scores are discarded and will be scored again")
+    identical = sum(p.identical for p in protocols)
+    log(
+        f"recomputed {len(checks)} archived scores of {len(protocols)} protocols: {identical} protocols identical, "
+        f"{len(protocols) - identical - len(failed)} within tolerance, {len(failed)} discarded (--verify {verify})"
     )
+    bad = {(p.space, p.protocol) for p in failed}
+    kept = sum(1 for r in report.added if (r.space, r.protocol) not in bad)
+    differing = [p for p in protocols if not p.identical and p.passes(verify)]
+    sentence = (
+        f"{kept:,} scores came from the score archives in `docs/scores` (written by earlier runs). This run "
+        f"recomputed {len(checks)} of them ({cheap_sample} per protocol of the cheap proxies, {sample} of the "
+        f"others, drawn at random): {identical} of {len(protocols)} protocols gave identical scores"
+    )
+    if differing:
+        sentence += "; " + ", ".join(
+            f"{p.proxy} ({p.space}) differed by up to {p.max_difference:.1e} (tolerance {p.tolerance:.0e})"
+            for p in differing
+        )
+    sentence += f". A protocol's archived scores are used only within its proxy's tolerance (`--verify {verify}`)"
     if failed:
-        sentence += f" (discarded: {', '.join(sorted(c.stored.proxy for c in failed.values()))})"
+        sentence += f"; discarded: {', '.join(f'{p.proxy} ({p.space})' for p in failed)}"
     return sentence + "."
 
 
