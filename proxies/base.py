@@ -117,6 +117,7 @@ def register_proxy(
     version: str = "1",
     defaults: dict[str, Any] | None = None,
     description: str = "",
+    tolerance: float = 1e-6,
 ) -> Callable:
     """Register a :class:`Proxy` subclass or a function ``f(model, batch, **params) -> float``.
     A name registered twice (by two different sources) is an error naming both."""
@@ -137,6 +138,7 @@ def register_proxy(
                     "needs": needs,
                     "version": version,
                     "defaults": dict(defaults or {}),
+                    "tolerance": tolerance,
                     "description": description or (fn.__doc__ or "").strip().split("\n")[0],
                     "score": lambda self, model, batch: fn(model, batch, **self.params),
                     "__module__": fn.__module__,

@@ -26,7 +26,7 @@ from nas.proxies._gradients import batch_loss, requiring_grad, scored_layers, su
 from nas.proxies.base import Needs, register_proxy
 
 
-@register_proxy("grasp", needs=Needs(inputs=True, labels=True, gradients=True, mode="train"))
+@register_proxy("grasp", needs=Needs(inputs=True, labels=True, gradients=True, mode="train"), tolerance=1e-1)
 def grasp(model, batch) -> float:
     """GraSP (foresight): sum of -W * Hg over Conv2d/Linear weights (Hessian-gradient product)."""
     weights = [layer.weight for layer in scored_layers(model)]

@@ -47,7 +47,7 @@ def correlation_score(jacobians: torch.Tensor, k: float = K) -> float:
     return -float((values.log() + values.reciprocal()).sum())
 
 
-@register_proxy("jacob_cov", needs=Needs(inputs=True, labels=False, gradients=True, mode="train"))
+@register_proxy("jacob_cov", needs=Needs(inputs=True, labels=False, gradients=True, mode="train"), tolerance=1e-4)
 def jacob_cov(model, batch) -> float:
     """jacob_cov (foresight / NASWOT v1): -sum(log(v+k) + 1/(v+k)), v the eigenvalues of the
     correlation matrix of the per-sample input Jacobians."""

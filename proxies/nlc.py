@@ -198,6 +198,8 @@ class NLC(Proxy):
     TSS cells almost identically (tau 0.98 between them; median relative difference 3%).
     """
 
+    tolerance = 5e-3  # across CPUs: docs/proxies.md#scores-on-other-machines
+
     version = "1"
     higher_is_better = True
     needs = Needs(inputs=True, labels=False, gradients=False, mode="eval")

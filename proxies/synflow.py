@@ -88,6 +88,8 @@ class SynFlow(Proxy):
     """SynFlow (Tanaka et al. 2020) as foresight computes it: |theta * dR/dtheta| summed over
     Conv2d/Linear weights, R the output sum of the |weights| float64 network on an all-ones input."""
 
+    tolerance = 1e-6  # across CPUs: docs/proxies.md#scores-on-other-machines
+
     version = "1"
     higher_is_better = True
     # Only the batch's shape is read. No labels; gradients w.r.t. the weights; BatchNorm is

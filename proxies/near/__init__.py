@@ -272,6 +272,8 @@ class Near(Proxy):
     """NEAR (Husistein et al., ICLR 2025): sum of effective ranks of pre- and post-activation
     matrices at initialisation."""
 
+    tolerance = 1e-5  # across CPUs: docs/proxies.md#scores-on-other-machines
+
     version = "1"
     higher_is_better = True
     needs = Needs(inputs=True, labels=False, gradients=False, mode="train")

@@ -1,0 +1,61 @@
+"""Scores on another machine: every proxy, scored under another CPU instruction set and another
+thread count (each in a fresh process), stays within its documented tolerance (``Proxy.tolerance``,
+docs/proxies.md) of the baseline, on fast cells (NATS-TSS and the smallest NB101 cell)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from nas.archive import relative_difference
+from nas.proxies import list_proxies, proxy_class
+from nas.searchspaces import get_space
+from nas.testing.variation import score_under
+
+from conftest import require
+
+#: the settings that moved scores most in scripts/score_variation.py's measurement
+SETTINGS = ("oneDNN SSE4.1", "2 threads")
+
+
+def _cells(shared_data) -> dict[str, list[str]]:
+    tss, nb101 = get_space("nats-tss"), get_space("nb101")
+    with open(require(shared_data / "nb101" / "nb101_subset_1000.csv"), newline="") as f:
+        smallest = min(csv.DictReader(f), key=lambda r: int(r["params"]))
+    spec = (json.loads(smallest["adjacency"]), json.loads(smallest["ops"]))
+    return {
+        "nats-tss": [tss.format(tss.from_index(i)) for i in (9930, 1234)],
+        "nb101": [nb101.format(nb101.resolve(spec))],
+    }
+
+
+def test_every_proxy_stays_within_its_tolerance_on_another_cpu_setting(shared_data):
+    data = f"cifar10:{require(shared_data / 'cifar10' / 'cifar-10-batches-py')}"
+    proxies = [p for p in list_proxies() if not p.startswith("_") and not proxy_class(p).population]
+    cells = _cells(shared_data)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(SETTINGS) + 1) as pool:  # one process per setting, side by side
+        base, *others = pool.map(lambda s: score_under(s, cells, proxies, data), ("baseline", *SETTINGS))
+    beyond = []
+    for setting, other in zip(SETTINGS, others):
+        for space, by_proxy in base.items():
+            for proxy, scores in by_proxy.items():
+                for key, value in scores.items():
+                    change = relative_difference(value, other[space][proxy][key])
+                    if change > proxy_class(proxy).tolerance:
+                        beyond.append(
+                            f"{proxy} ({space}, {setting}): {change:.1e} > {proxy_class(proxy).tolerance:.0e}"
+                        )
+    assert not beyond, "; ".join(beyond)
+
+
+@pytest.mark.parametrize("name", ["zico", "grasp", "params"])
+def test_tolerances_are_documented(name):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "proxies.md").read_text()
+    assert f"| `{name}` |" in text.split("## Scores on other machines", 1)[1]
+    assert proxy_class(name).tolerance > 0
