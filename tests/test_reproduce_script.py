@@ -302,3 +302,29 @@ def test_archived_scores_are_imported_checked_and_a_protocol_that_differs_is_dis
     fresh.put("nats-tss", rows.rows[0].arch, rows.rows[0].protocol, rows.rows[0].proxy, ProxyResult(-1.0, 0.1))
     with pytest.raises(NasError, match="differ from the archives"):
         reproduce.import_archives(folder, plan, inputs, fresh)
+
+
+def test_a_differing_protocol_reports_whether_the_ranking_against_accuracy_moves(reproduce):
+    from nas.archive import Check, ProtocolCheck
+    from nas.records import Score
+
+    class Table:
+        accuracies = {"a": 70.0, "b": 80.0, "c": 90.0}
+
+        def __contains__(self, key):
+            return key in self.accuracies
+
+        def accuracy(self, key, *, dataset, split, epochs):
+            assert (dataset, split, epochs) == ("cifar10", "valid", 108)
+            return self.accuracies[key]
+
+    archived = {"a": 1.0, "b": 2.0, "c": 3.0}
+    fresh = {"a": 1.0, "b": 3.5, "c": 3.0}  # swaps b and c
+    checks = [Check(Score(archived[k], 0, arch=k), Score(fresh[k], 0, arch=k)) for k in "abc"]
+    check = ProtocolCheck("nb101", "d" * 16, "zico", 5e-2, checks)
+    assert not check.identical and check.max_difference == pytest.approx(1.5 / 3.5)
+    assert check.rank_agreement == pytest.approx(1 / 3)
+    assert "discarded (tolerant)" in check.line("tolerant") and check.passes("off")
+    assert reproduce.accuracy_shift(check, Table()) == (
+        "; over those 3 cells tau against cifar10 valid accuracy 1.00 archived, 0.33 recomputed"
+    )

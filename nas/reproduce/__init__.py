@@ -130,7 +130,14 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     if not args.no_archive:
         try:
             provenance = import_archives(
-                Path(args.archive), plan, inputs, store, args.verify, args.verify_sample, max(args.verify_sample, 8)
+                Path(args.archive),
+                plan,
+                inputs,
+                store,
+                args.verify,
+                args.verify_sample,
+                max(args.verify_sample, 8),
+                tables,
             )
         except NasError as err:
             print(f"reproduce: error: {err}", file=sys.stderr)

@@ -19,8 +19,44 @@ def reproduction_digests(plan: list[Stage], inputs) -> set[str]:
     return out
 
 
+#: The accuracy each space's results rank against (dataset, split, epochs).
+ACCURACY = {"nats-tss": ("cifar10", "test", 200), "nb101": ("cifar10", "valid", 108)}
+
+
+def accuracy_shift(check, table) -> str:
+    """Whether the ranking against accuracy moves, over the recomputed cells: Kendall tau of the
+    archived and of the recomputed scores against the results' accuracy ("" when it cannot say)."""
+    import math
+
+    from scipy.stats import kendalltau
+
+    dataset, split, epochs = ACCURACY.get(check.space, (None, None, None))
+    if table is None or dataset is None:
+        return ""
+    pairs = [(c.stored.score, c.fresh.score, c.stored.arch) for c in check.checks if c.stored.ok and c.fresh.ok]
+    pairs = [(a, b, k) for a, b, k in pairs if k in table]
+    if len(pairs) < 3:
+        return ""
+    acc = [table.accuracy(k, dataset=dataset, split=split, epochs=epochs) for _, _, k in pairs]
+    old = kendalltau([a for a, _, _ in pairs], acc).statistic
+    new = kendalltau([b for _, b, _ in pairs], acc).statistic
+    if math.isnan(old) or math.isnan(new):
+        return ""
+    return (
+        f"; over those {len(pairs)} cells tau against {dataset} {split} accuracy "
+        f"{old:.2f} archived, {new:.2f} recomputed"
+    )
+
+
 def import_archives(
-    folder: Path, plan: list[Stage], inputs, store, verify: str = "tolerant", sample: int = 3, cheap_sample: int = 8
+    folder: Path,
+    plan: list[Stage],
+    inputs,
+    store,
+    verify: str = "tolerant",
+    sample: int = 3,
+    cheap_sample: int = 8,
+    tables: dict[str, Any] | None = None,
 ) -> str:
     """Add the archived scores the store lacks, then check them by recomputing some of each
     protocol (``cheap_sample`` for the cheap proxies, ``sample`` for the others; none with
@@ -76,7 +112,8 @@ def import_archives(
     protocols = check_protocols(checks, proxy_tolerance)
     failed = [p for p in protocols if not p.passes(verify)]
     for p in protocols:
-        log(("verify " if p.passes(verify) else "warning: ") + p.line(verify))
+        shift = "" if p.identical else accuracy_shift(p, (tables or {}).get(p.space))
+        log(("verify " if p.passes(verify) else "warning: ") + p.line(verify) + shift)
     for p in failed:
         mine = [r.arch for r in report.added if r.space == p.space and r.protocol == p.protocol]
         store.delete(p.space, p.protocol, mine)
