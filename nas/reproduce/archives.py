@@ -132,9 +132,14 @@ def import_archives(
         f"others, drawn at random): {identical} of {len(protocols)} protocols gave identical scores"
     )
     if differing:
-        sentence += "; " + ", ".join(
-            f"{p.proxy} ({p.space}) differed by up to {p.max_difference:.1e} (tolerance {p.tolerance:.0e})"
-            for p in differing
+        closest = sorted(differing, key=lambda p: p.max_difference / p.tolerance, reverse=True)[:3]
+        sentence += (
+            f"; {len(differing)} differed within their proxies' tolerances, closest to them "
+            + ", ".join(
+                f"{p.proxy} ({p.space}) by {p.max_difference:.1e} (tolerance {p.tolerance:.0e})" for p in closest
+            )
+            + "; every sample ranked its cells as the archive did"
+            * all(p.rank_agreement in (None, 1.0) for p in differing)
         )
     sentence += f". A protocol's archived scores are used only within its proxy's tolerance (`--verify {verify}`)"
     if failed:
