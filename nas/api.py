@@ -94,6 +94,11 @@ def score(
     device: where networks run (``"cpu"``, ``"cuda"``, ``"mps"``; None: CUDA when present).
 
     Returns a :class:`~nas.scoring.ScoreTable`: ``table[label][arch key]`` is a Score.
+
+    >>> import nas
+    >>> scores = nas.score("nats-sss", "params", sample=3, seed=0)
+    >>> len(scores.arch_keys), scores.labels, all(s.ok for s in scores["params"].values())
+    (3, ['params'], True)
     """
     from nas.devices import resolve_device
     from nas.scoring import Scorer, score_many, score_table, select_archs

@@ -249,7 +249,14 @@ class SearchRun(_StrategyRun):
     """A finished (or stopped) search with its configuration, as :func:`nas.search` returns it.
 
     ``report`` and ``plot`` join the chosen architectures with a benchmark table afterwards
-    (the search never saw it); dataset and epochs are always named."""
+    (the search never saw it); dataset and epochs are always named.
+
+    >>> import nas
+    >>> run = nas.search("nats-tss", "params", sampler="random", trials=4, seed=2)
+    >>> report = run.report(dataset="cifar10", epochs=200)   # the embedded table: valid, 200 epochs
+    >>> report["report"]["splits"], len(report["best"]), report["best"][0]["score"] > 0
+    (['valid'], 1, True)
+    """
 
     config: Any = None
     space: Any = None

@@ -153,7 +153,11 @@ def register_proxy(
 
 
 def list_proxies() -> list[str]:
-    """Names of all registered proxies, built-in and plugins."""
+    """Names of all registered proxies, built-in and plugins.
+
+    >>> {"near", "nlc", "synflow", "zico"} <= set(list_proxies())
+    True
+    """
     return PROXIES.names()
 
 
@@ -170,7 +174,12 @@ def proxy_tolerance(label: str) -> float:
 
 
 def get_proxy(name: str, **params: Any) -> Proxy:
-    """Create a proxy by name: ``get_proxy("near", repetitions=8)``."""
+    """Create a proxy by name, with parameters other than its defaults.
+
+    >>> proxy = get_proxy("near", repetitions=8)
+    >>> proxy.label(), proxy.higher_is_better
+    ('near(repetitions=8)', True)
+    """
     return proxy_class(name)(**params)
 
 

@@ -64,7 +64,11 @@ def register_space(name: str | None = None) -> Callable[[type[SearchSpace]], typ
 
 
 def list_spaces() -> list[str]:
-    """The registered space names (built-ins first, then plugins)."""
+    """The registered space names (built-ins first, then plugins).
+
+    >>> list_spaces()[:3]
+    ['nats-tss', 'nats-sss', 'nb101']
+    """
     names = SPACES.names()
     builtin = ["nats-tss", "nats-sss", "nb101"]
     return builtin + [n for n in names if n not in builtin]
@@ -76,7 +80,12 @@ def canonical_space_name(name: str) -> str:
 
 
 def get_space(name: str, **params: Any) -> SearchSpace:
-    """Create a space by name (``nats-tss``, ``nats-sss``, ``nb101``, a common alias, or a plugin's)."""
+    """Create a space by name (``nats-tss``, ``nats-sss``, ``nb101``, a common alias, or a plugin's).
+
+    >>> space = get_space("NB201")
+    >>> space.name, space.size, space.num_params(space.from_index(9930))
+    ('nats-tss', 15625, 1288506)
+    """
     return SPACES.get(name)(**params)
 
 
