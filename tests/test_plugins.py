@@ -5,7 +5,6 @@ entry points, like proxies; a name registered twice is an error naming both sour
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,28 +16,9 @@ from nas.registry import Registry
 from nas.searchspaces import get_space
 from nas.testing import check_proxy, check_space
 
+from conftest import install_plugin
+
 EXAMPLE = Path(__file__).parent / "plugin_example"
-
-
-def _install(package: Path, target: Path) -> dict[str, str]:
-    """``pip install`` a plugin into its own folder (not our environment); the env that sees it."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-build-isolation",
-            "--no-deps",
-            "--target",
-            str(target),
-            str(package),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return {**os.environ, "PYTHONPATH": str(target)}
 
 
 def _nas(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
@@ -48,7 +28,7 @@ def _nas(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def toy_env(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("toy")
-    return {**_install(EXAMPLE, root / "site"), "NAS_HOME": str(root / "home")}
+    return {**install_plugin(EXAMPLE, root / "site"), "NAS_HOME": str(root / "home")}
 
 
 def test_a_plugin_space_works_with_score_correlate_and_search(toy_env):
@@ -132,7 +112,7 @@ def test_a_plugin_taking_a_builtin_name_is_an_error_naming_both(tmp_path):
         "[project]\nname = 'clash'\nversion = '0.2'\n"
         "[project.entry-points.'zcnas.spaces']\nnats-tss = 'clash:Clash'\n"
     )
-    env = _install(pkg, tmp_path / "site")
+    env = install_plugin(pkg, tmp_path / "site")
     result = _nas(env, "spaces")
     assert result.returncode == 2
     assert result.stderr.strip() == (

@@ -19,7 +19,7 @@ from nas.scoring import Scorer, score_many, select_archs
 from nas.searchspaces import get_space
 from nas.store import ScoreStore
 
-from conftest import require
+from conftest import install_plugin, require
 
 
 @pytest.fixture
@@ -249,24 +249,7 @@ def test_plugin_package_through_entry_point(tmp_path):
         "[project]\nname = 'my-proxy'\nversion = '0.1'\n"
         "[project.entry-points.'zcnas.proxies']\nmy_proxy = 'my_proxy'\n"
     )
-    target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-build-isolation",
-            "--no-deps",
-            "--target",
-            str(target),
-            str(pkg),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env = {**__import__("os").environ, "PYTHONPATH": str(target)}
+    env = install_plugin(pkg, tmp_path / "site")
     result = subprocess.run(
         [
             sys.executable,
