@@ -105,11 +105,7 @@ def score(
     from nas.store import ScoreStore
 
     space = _space(space)
-    chosen = (
-        select_archs(space, sample, seed, [str(a) for a in archs] if archs is not None else None)
-        if archs is None or all(isinstance(a, (str, int)) for a in archs)
-        else [space.resolve(a) for a in archs]
-    )
+    chosen = select_archs(space, sample, seed) if archs is None else [space.resolve(a) for a in archs]
     scorer = Scorer(
         space,
         _proxies(proxies),

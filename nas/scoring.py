@@ -376,8 +376,6 @@ class ScoreTable(Mapping[str, Mapping[str, Score]]):
     def rows(self) -> list[dict[str, Any]]:
         """One plain dict per (architecture, proxy): space, index, arch, proxy, score, seconds,
         status, reason (what ``nas score --out`` writes)."""
-        from nas.errors import NasError
-
         out = []
         for arch, key in zip(self.archs, self.arch_keys):
             try:

@@ -66,6 +66,7 @@ class ScoreStore:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_store_url()
+        self._machines_written: set[str] = set()
         if self.url.startswith("sqlite:///"):
             from pathlib import Path
 
@@ -109,10 +110,11 @@ class ScoreStore:
             "machine": machine_key,
         }
         with self.engine.begin() as conn:
-            if machine:
+            if machine and machine_key not in self._machines_written:  # once per store, not per score
                 _upsert(
                     conn, MACHINES, {"digest": machine_key, "info": json.dumps(machine, sort_keys=True)}, ["digest"]
                 )
+                self._machines_written.add(machine_key)
             if protocol is not None:
                 _upsert(
                     conn, PROTOCOLS, {"digest": digest, "protocol": json.dumps(protocol, sort_keys=True)}, ["digest"]
