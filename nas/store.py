@@ -66,7 +66,7 @@ class ScoreStore:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_store_url()
-        self._machines_written: set[str] = set()
+        self._machines_written: set[str | None] = set()
         if self.url.startswith("sqlite:///"):
             from pathlib import Path
 
