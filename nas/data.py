@@ -155,15 +155,32 @@ _CIFAR_FILES = {
     "cifar10": (["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"], b"labels"),
     "cifar100": (["train"], b"fine_labels"),
 }
+_CIFAR_TEST_FILES = {"cifar10": (["test_batch"], b"labels"), "cifar100": (["test"], b"fine_labels")}
+SPLITS = ("train", "test")
+
+
+def load_images(source: str, path: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image of one split (``train``: the training batches, ``test``: the test batch) of
+    an official CIFAR python directory, normalised as the benchmarks do (float32 N x 3 x 32 x 32),
+    and their labels; what trains a network (the supernet) and what evaluates it never overlap."""
+    if source not in _CIFAR_FILES:
+        raise NasError(f"images for training come from cifar10:DIR or cifar100:DIR, not {source!r}")
+    if split not in SPLITS:
+        raise NasError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    images, labels = _read_cifar(source, path, split)
+    info = DATASETS[source]
+    x = torch.from_numpy(images).float().div_(255.0)
+    x = (x - torch.tensor(info.mean).view(1, 3, 1, 1)) / torch.tensor(info.std).view(1, 3, 1, 1)
+    return x.contiguous(), torch.from_numpy(labels)
 
 
 @lru_cache(maxsize=4)
-def _read_cifar(source: str, directory: str) -> tuple[np.ndarray, np.ndarray]:
-    """All training images of an official CIFAR python directory as uint8 (N, 3, 32, 32)."""
+def _read_cifar(source: str, directory: str, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """All images of one split of an official CIFAR python directory as uint8 (N, 3, 32, 32)."""
     folder = Path(directory).expanduser()
     if not folder.is_dir():
         raise NasError(f"{source} directory {directory!r} does not exist")
-    names, label_key = _CIFAR_FILES[source]
+    names, label_key = (_CIFAR_FILES if split == "train" else _CIFAR_TEST_FILES)[source]
     images, labels = [], []
     for name in names:
         path = folder / name

@@ -18,7 +18,14 @@ import torch
 from nas.data import Batch, InputSpec, load_batch
 from nas.errors import NasError
 from nas.machine import machine_info
-from nas.proxies.base import Proxy, ProxyResult, evaluate_together, protocol_digest, shared_groups
+from nas.proxies.base import (
+    Proxy,
+    ProxyResult,
+    evaluate_architecture,
+    evaluate_together,
+    protocol_digest,
+    shared_groups,
+)
 from nas.records import Score
 from nas.searchspaces.base import SearchSpace
 
@@ -78,6 +85,8 @@ class Scorer:
         return self._batch
 
     def protocol(self, proxy: Proxy) -> dict[str, Any]:
+        if not proxy.needs.network:  # its own weights: no network seed, only the inputs it reads
+            return {"space": self.space.name, "proxy": proxy.protocol(), "inputs": proxy.inputs_protocol(self.inputs)}
         return {
             "space": self.space.name,
             "proxy": proxy.protocol(),
@@ -99,7 +108,10 @@ class Scorer:
         share one build and one pass, with the scores each would get alone."""
         todo = self.proxies if proxies is None else list(proxies)
         out: dict[str, ProxyResult] = {}
-        for group in shared_groups(todo):
+        for proxy in todo:
+            if not proxy.needs.network:
+                out[proxy_label(proxy)] = evaluate_architecture(proxy, self.space, arch, self.inputs, self.device)
+        for group in shared_groups([p for p in todo if p.needs.network]):
             model = build_network(self.space, arch, self.num_classes, self.seed, self.device)
             for proxy, result in zip(group, evaluate_together(group, model, self.batch)):
                 out[proxy_label(proxy)] = result

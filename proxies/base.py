@@ -32,7 +32,8 @@ from nas.registry import Registry, source_of
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas.data import Batch
+    from nas.data import Batch, InputSpec
+    from nas.searchspaces.base import SearchSpace
 
 ENTRY_POINT_GROUP = "zcnas.proxies"
 
@@ -46,6 +47,8 @@ class Needs:
     gradients: bool = False  # it calls backward; gradients are zeroed before it runs
     mode: str = "train"  # network mode while scoring: "train" (BatchNorm uses batch
     # statistics, as the benchmarks' proxies do) or "eval"
+    network: bool = True  # False: an evaluator with weights of its own (a trained supernet) that
+    # scores the architecture itself: ``score_architecture`` is called, no network is built
 
 
 class Proxy:
@@ -75,6 +78,15 @@ class Proxy:
 
     def score(self, model: nn.Module, batch: Batch) -> float:
         raise NotImplementedError
+
+    def score_architecture(self, space: SearchSpace, arch: Any, inputs: InputSpec, device: str) -> float:
+        """The score of ``arch`` itself, for a proxy whose ``needs.network`` is False (it brings
+        its own weights; ``inputs`` says where its images are)."""
+        raise NotImplementedError
+
+    def inputs_protocol(self, inputs: InputSpec) -> dict[str, Any]:
+        """What of ``inputs`` its scores depend on (all of it, unless the proxy says less)."""
+        return inputs.protocol()
 
     def shared_pass(self) -> Callable | None:
         """``run`` when this proxy's score can come out of a pass shared with other proxies:
@@ -248,6 +260,21 @@ def evaluate(proxy: Proxy, model: nn.Module, batch: Batch) -> ProxyResult:
     """Run a proxy the way it declared, timing it; NaN, infinite scores and errors become
     failed results with their reason (never a silently ranked number)."""
     return evaluate_together([proxy], model, batch)[0]
+
+
+def evaluate_architecture(proxy: Proxy, space: SearchSpace, arch: Any, inputs: InputSpec, device: str) -> ProxyResult:
+    """:func:`evaluate` for a proxy that scores the architecture itself (``needs.network`` False)."""
+    start = time.perf_counter()
+    try:
+        value = float(proxy.score_architecture(space, arch, inputs, device))
+    except NasError:
+        raise
+    except Exception as err:  # one architecture failing must not stop a run
+        return ProxyResult(math.nan, time.perf_counter() - start, "failed", f"{type(err).__name__}: {err}")
+    seconds = time.perf_counter() - start
+    if not math.isfinite(value):
+        return ProxyResult(value, seconds, "failed", f"non-finite score {value}")
+    return ProxyResult(value, seconds)
 
 
 def shared_groups(proxies: Sequence[Proxy]) -> list[list[Proxy]]:
