@@ -89,8 +89,13 @@ def run_job(job: tuple[str, int, dict]) -> dict:
         snap = out.with_name(f"{out.name}.epoch{epoch}")
         which = cells if epoch == training.epochs else cells[: args.curve_cells]
         start = time.perf_counter()
-        nas.score("nats-tss", supernet_label(snap, metric, args.eval_images), archs=which,
-                  data=f"cifar10:{data_dir(args)}", store=store)
+        nas.score(
+            "nats-tss",
+            supernet_label(snap, metric, args.eval_images),
+            archs=which,
+            data=f"cifar10:{data_dir(args)}",
+            store=store,
+        )
         scored[epoch] = (time.perf_counter() - start, len(which))
     return {"arm": arm, "seed": seed, "train_s": train_s, "history": state.history, "scored": scored}
 
@@ -205,8 +210,14 @@ def paired_difference(a: np.ndarray, b: np.ndarray, acc: np.ndarray, resamples: 
         diffs.append(kendall_tau(a[i], acc[i]) - kendall_tau(b[i], acc[i]))
     low, high = np.percentile(diffs, [2.5, 97.5])
     tau_a, tau_b = kendall_tau(a, acc), kendall_tau(b, acc)
-    return {"tau_combination": tau_a, "tau_ensemble": tau_b, "difference": tau_a - tau_b,
-            "difference_ci": [float(low), float(high)], "adds": bool(low > 0), "cells": len(acc)}
+    return {
+        "tau_combination": tau_a,
+        "tau_ensemble": tau_b,
+        "difference": tau_a - tau_b,
+        "difference_ci": [float(low), float(high)],
+        "adds": bool(low > 0),
+        "cells": len(acc),
+    }
 
 
 def timings(args) -> dict:
@@ -235,16 +246,24 @@ def timings(args) -> dict:
         return (time.perf_counter() - t) / n
 
     floor = per(lambda: F.cross_entropy(net(x, ("nor_conv_3x3",) * 6), y).backward())
-    return {"floor_fwd_bwd_s": floor, "fair_step_s": per(lambda: step("fair")), "uniform_step_s": per(lambda: step("uniform"))}
+    return {
+        "floor_fwd_bwd_s": floor,
+        "fair_step_s": per(lambda: step("fair")),
+        "uniform_step_s": per(lambda: step("uniform")),
+    }
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--shared", required=True, help="the shared data folder (cifar10/, nb201/, reference/)")
     p.add_argument("--out", default="bench_supernet", help="checkpoints, scores and results go here")
     p.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms (default: all)")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--fair-epochs", type=int, default=8, help="epochs of the fair arms (uniform: 5x, equal images per op)")
+    p.add_argument(
+        "--fair-epochs", type=int, default=8, help="epochs of the fair arms (uniform: 5x, equal images per op)"
+    )
     p.add_argument("--channels", type=int, default=8)
     p.add_argument("--cells", type=int, default=1, help="searchable cells per stage")
     p.add_argument("--eval-images", type=int, default=500, help="held-out images per score")

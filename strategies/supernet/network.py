@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -72,6 +72,8 @@ class CandidateOp(nn.Module):
     """One candidate on one edge: the benchmark's op (module ``op``), with a BatchNorm after it
     (module ``bn``) when the op has no weights and ``bn_every_op`` is on."""
 
+    scale: torch.Tensor
+
     def __init__(self, name: str, channels: int, config: SupernetConfig) -> None:
         super().__init__()
         self.name = name
@@ -94,9 +96,7 @@ class SuperCell(nn.Module):
 
     def __init__(self, channels: int, config: SupernetConfig) -> None:
         super().__init__()
-        self.edges = nn.ModuleList(
-            nn.ModuleDict({op: CandidateOp(op, channels, config) for op in OPS}) for _ in EDGES
-        )
+        self.edges = nn.ModuleList(nn.ModuleDict({op: CandidateOp(op, channels, config) for op in OPS}) for _ in EDGES)
 
     def forward(self, x: torch.Tensor, ops: Sequence[str]) -> torch.Tensor:
         nodes = [x]
@@ -106,7 +106,7 @@ class SuperCell(nn.Module):
             for src in range(target):
                 op = ops[edge]
                 if op != "none":  # adds zero: skip the work (the benchmark's Zero op returns zeros)
-                    out = self.edges[edge][op](nodes[src])
+                    out = cast(nn.ModuleDict, self.edges[edge])[op](nodes[src])
                     total = out if total is None else total + out
                 edge += 1
             nodes.append(torch.zeros_like(x) if total is None else total)
@@ -148,6 +148,7 @@ class Supernet(nn.Module):
 
     # -- what a path is made of --------------------------------------------------------------------
     def super_cells(self) -> list[tuple[int, SuperCell]]:
+        """(layer index, cell) of the searchable cells."""
         return [(i, c) for i, c in enumerate(self.cells) if isinstance(c, SuperCell)]
 
     def candidates(self) -> Iterator[tuple[int, int, str, CandidateOp]]:
@@ -155,11 +156,15 @@ class Supernet(nn.Module):
         for i, cell in self.super_cells():
             for e, edge in enumerate(cell.edges):
                 for op in OPS:
-                    yield i, e, op, edge[op]  # type: ignore[misc]
+                    yield i, e, op, cast(CandidateOp, cast(nn.ModuleDict, edge)[op])
 
     def path_modules(self, ops: Sequence[str]) -> list[CandidateOp]:
         """The candidate modules a path runs (its ``none`` edges included: they run nothing)."""
-        return [cell.edges[e][op] for _, cell in self.super_cells() for e, op in enumerate(ops)]  # type: ignore[misc]
+        return [
+            cast(CandidateOp, cast(nn.ModuleDict, cell.edges[e])[op])
+            for _, cell in self.super_cells()
+            for e, op in enumerate(ops)
+        ]
 
     def path_state_dict(self, ops: Sequence[str]) -> dict[str, torch.Tensor]:
         """The weights of a path under the benchmark network's names (``cells.i.layers.e...``),

@@ -31,7 +31,7 @@ class SupernetScore(Proxy):
     needs = Needs(inputs=True, labels=True, network=False, mode="eval")
     description = "a trained weight-sharing supernet (nas supernet train): held-out accuracy of the path"
     positional = "checkpoint"
-    defaults: dict[str, Any] = {
+    defaults = {
         "checkpoint": None,
         "metric": "accuracy",
         "bn": "batch",
@@ -66,7 +66,12 @@ class SupernetScore(Proxy):
 
     def inputs_protocol(self, inputs) -> dict[str, Any]:
         images, labels, _ = self._images(inputs)
-        return {"source": inputs.source, "dataset": inputs.dataset, "split": "test", "digest": images_digest(images, labels)}
+        return {
+            "source": inputs.source,
+            "dataset": inputs.dataset,
+            "split": "test",
+            "digest": images_digest(images, labels),
+        }
 
     # -- scoring ---------------------------------------------------------------------------------
     def _images(self, inputs) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -75,10 +80,14 @@ class SupernetScore(Proxy):
             from nas.data import load_images
 
             if inputs.source not in ("cifar10", "cifar100"):
-                raise NasError(f"proxy supernet evaluates on real images: give {{data}} cifar10:DIR, not {inputs.source}", params=("data",))
+                raise NasError(
+                    f"proxy supernet evaluates on real images: give {{data}} cifar10:DIR, not {inputs.source}",
+                    params=("data",),
+                )
             if inputs.dataset != self.checkpoint.data.get("dataset"):
                 raise NasError(
-                    f"the supernet was trained on {self.checkpoint.data.get('dataset')}, the inputs are {inputs.dataset}"
+                    f"the supernet was trained on {self.checkpoint.data.get('dataset')}, "
+                    f"the inputs are {inputs.dataset}"
                 )
             test_x, test_y = load_images(inputs.source, str(inputs.path), "test")
             n = int(self.params["images"])
@@ -87,7 +96,9 @@ class SupernetScore(Proxy):
             train_x, _ = load_images(inputs.source, str(inputs.path), "train")
             batch = int(self.checkpoint.training.get("batch_size", 64))
             pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))
-            calibration = [train_x[pick[i * batch : (i + 1) * batch]] for i in range(int(self.params["calibration_batches"]))]
+            calibration = [
+                train_x[pick[i * batch : (i + 1) * batch]] for i in range(int(self.params["calibration_batches"]))
+            ]
             self._data[key] = (test_x[:n].contiguous(), test_y[:n].contiguous(), calibration)
         return self._data[key]
 

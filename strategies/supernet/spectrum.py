@@ -9,8 +9,8 @@ cell when real images run through a fixed reference path, every edge ``nor_conv_
   ``E|J^T J v|^2 / n = mean(s^4)``; 0 is dynamical isometry (all singular values equal);
 - ``cond``: the condition number ``s_max / s_min`` over the non-null singular values, and
   ``null``: the fraction of null ones, from the exact Jacobian (SVD) of one sample's crop of the
-  input (side ``crop``). A ReLU op has a null space (the units ReLU shuts), so its full condition
-  number is infinite; ``cond`` describes the rest.
+  input (side ``crop``, at most 256 dimensions). A ReLU op has a null space (the units ReLU
+  shuts), so its full condition number is infinite; ``cond`` describes the rest.
 
 BatchNorm is taken with the statistics of the input batch, frozen (the large-batch mean-field
 reading): the Jacobian is then per sample. Beside the measurements, the mean-field prediction
@@ -23,13 +23,15 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
+from nas.errors import NasError
+from nas.strategies.supernet.checkpoint import Checkpoint
 from nas.strategies.supernet.meanfield import normalised_chi
-from nas.strategies.supernet.network import CandidateOp, Supernet, SuperCell
+from nas.strategies.supernet.network import CandidateOp, SuperCell, Supernet, SupernetConfig
 
 REFERENCE_PATH = ("nor_conv_3x3",) * 6
 
@@ -82,16 +84,16 @@ def measure(op: nn.Module, x: torch.Tensor, probes: int = 8, crop: int = 8, seed
     s2 = s4 = 0.0
     for _ in range(probes):
         v = torch.randn(x.shape, generator=gen)
-        _, jv = jvp(frozen, (x,), (v,))
-        _, pullback = vjp(frozen, x)
-        (jtjv,) = pullback(jv)
+        jv = jvp(frozen, (x,), (v,))[1]
+        pullback = vjp(frozen, x)[1]
+        jtjv = pullback(jv)[0]
         s2 += float(jv.pow(2).sum()) / (n * len(x) * probes)
         s4 += float(jtjv.pow(2).sum()) / (n * len(x) * probes)
     spread = math.sqrt(max(s4 - s2 * s2, 0.0)) / s2 if s2 > 0 else math.nan
     side = min(crop, x.shape[-1])
     patch = x[:1, :, :side, :side].clone()
     jac = jacrev(frozen)(patch).reshape(patch.numel(), patch.numel())
-    sv = torch.linalg.svdvals(jac.double())
+    sv = torch.linalg.eigvalsh(jac.double() @ jac.double().T).clamp_min(0).sqrt().flip(0)  # faster than an SVD
     live = sv[sv > 1e-6 * sv.max()] if float(sv.max()) > 0 else sv[:0]
     return {
         "msv": s2,
@@ -118,7 +120,9 @@ def cell_inputs(net: Supernet, images: torch.Tensor) -> dict[int, torch.Tensor]:
     return captured
 
 
-def spectra(net: Supernet, images: torch.Tensor, probes: int = 8, ops: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def spectra(
+    net: Supernet, images: torch.Tensor, probes: int = 8, ops: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     """One row per (cell, edge, op): measurements and the mean-field prediction. Edges from node
     0 see the cell's input; the others see it too (the reference inputs), which keeps every op's
     measurement on the same real features."""
@@ -132,7 +136,7 @@ def spectra(net: Supernet, images: torch.Tensor, probes: int = 8, ops: Sequence[
         if name == "none":
             row.update(msv=0.0, spread=math.nan, cond=math.nan, null=1.0)
         else:
-            crop = max(2, min(8, int(math.sqrt(1024 / x.shape[1]))))  # exact SVD of at most 1024 dims
+            crop = max(2, min(8, int(math.sqrt(256 / x.shape[1]))))  # an exact spectrum of at most 256 dims
             row.update(measure(op, x, probes=probes, crop=crop))
         rows.append(row)
     return rows
@@ -142,7 +146,63 @@ def _candidates(net: Supernet, ops: Sequence[str] | None):
     for i, cell in net.super_cells():
         assert isinstance(cell, SuperCell)
         for e, edge in enumerate(cell.edges):
-            for name, op in edge.items():  # type: ignore[union-attr]
+            for name, op in cast(nn.ModuleDict, edge).items():
                 if ops is None or name in ops:
-                    assert isinstance(op, CandidateOp)
-                    yield i, cell, e, name, op
+                    yield i, cell, e, name, cast(CandidateOp, op)
+
+
+def inspect_supernet(
+    checkpoint: Checkpoint | None,
+    images: torch.Tensor,
+    *,
+    config: SupernetConfig | None = None,
+    training: dict[str, Any] | None = None,
+    probes: int = 8,
+) -> dict[str, Any]:
+    """Spectra of every candidate op at initialisation and, for a checkpoint, after its training.
+
+    The initial weights are rebuilt from the checkpoint's settings (its init and seed give them
+    exactly); without a checkpoint, ``config`` and ``training`` (a :class:`.train.TrainConfig`
+    as a dict) describe the untrained supernet. Rows hold ``*_init`` and ``*_trained`` columns."""
+    from nas.strategies.supernet.train import TrainConfig, fresh_network
+
+    if checkpoint is not None:
+        config, training = checkpoint.config, checkpoint.training
+    if config is None or training is None:
+        raise NasError("inspect needs a checkpoint, or a supernet config and training settings")
+    stages = {"init": fresh_network(config, TrainConfig(**training))}
+    if checkpoint is not None and checkpoint.epoch:
+        stages["trained"] = checkpoint.network()
+    rows: dict[tuple, dict[str, Any]] = {}
+    for stage, net in stages.items():
+        for row in spectra(net, images, probes=probes):
+            key = (row["cell"], row["edge"], row["op"])
+            merged = rows.setdefault(key, {"cell": row["cell"], "edge": row["edge"], "op": row["op"]})
+            for name in ("q_in", "q_star", "chi_1", "msv", "spread", "cond", "null"):
+                merged[f"{name}_{stage}"] = row[name]
+    return {
+        "config": config.to_dict(),
+        "training": training,
+        "epoch": checkpoint.epoch if checkpoint is not None else 0,
+        "images": int(len(images)),
+        "probes": probes,
+        "rows": list(rows.values()),
+    }
+
+
+def summarise(rows: list[dict[str, Any]], stage: str) -> dict[str, dict[str, float]]:
+    """Per op: the mean over edges and cells of each measurement at ``stage`` (``init``, ``trained``)."""
+    out: dict[str, dict[str, float]] = {}
+    for op in dict.fromkeys(r["op"] for r in rows):
+        mine = [r for r in rows if r["op"] == op and f"msv_{stage}" in r]
+        if not mine:
+            continue
+        out[op] = {
+            name: _nanmean([r[f"{name}_{stage}"] for r in mine]) for name in ("chi_1", "msv", "spread", "cond", "null")
+        }
+    return out
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan

@@ -106,11 +106,16 @@ def _optimizer(net: Supernet, training: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def _fresh(config: SupernetConfig, training: TrainConfig, data: dict[str, Any]) -> Checkpoint:
+def fresh_network(config: SupernetConfig, training: TrainConfig) -> Supernet:
+    """The supernet at initialisation: the same weights for the same settings, everywhere."""
     torch.manual_seed(training.seed)  # the classifier's default initialisation
     net = Supernet(config)
     initialise(net, training.init, training.seed)
-    return Checkpoint(config, training.to_dict(), data, 0, [], net.state_dict())
+    return net
+
+
+def _fresh(config: SupernetConfig, training: TrainConfig, data: dict[str, Any]) -> Checkpoint:
+    return Checkpoint(config, training.to_dict(), data, 0, [], fresh_network(config, training).state_dict())
 
 
 def _check_same(found: Checkpoint, config: SupernetConfig, training: TrainConfig, data: dict[str, Any], out: Path):
