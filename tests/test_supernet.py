@@ -191,6 +191,16 @@ def test_unknown_names_and_bad_checkpoints_are_one_line_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
+def test_a_checkpoint_whose_weights_do_not_fit_is_a_one_line_error(tmp_path):
+    from nas.strategies.supernet.checkpoint import Checkpoint
+
+    state = Supernet(TINY).state_dict()
+    state.pop("classifier.bias")
+    with pytest.raises(NasError, match="1 missing, 0 unexpected tensors, e.g. classifier.bias") as err:
+        Checkpoint(TINY, TrainConfig().to_dict(), {}, 1, [], state).network()
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_loading_an_untrusted_checkpoint_runs_no_code(tmp_path):
     marker = tmp_path / "ran"
@@ -251,6 +261,15 @@ def test_the_supernet_scores_like_any_proxy_and_its_protocol_names_the_weights(c
     assert again.values_of(again.labels[0]) == table.values_of(first)
     with pytest.raises(NasError, match="cifar10:DIR"):
         nas.score("nats-tss", f"supernet(checkpoint={ckpt})", archs=[0], data="gaussian")
+    strict = nas.score(
+        "nats-tss",
+        f"supernet(checkpoint={ckpt},images=64,max_condition=10)",
+        archs=[0, 5, 100, 15624],
+        data=f"cifar10:{folder}",
+    )
+    pooled = [nas.get_space("nats-tss").from_index(i).ops for i in (0, 5, 100, 15624)]
+    for ops, value in zip(pooled, strict.values_of(strict.labels[0])):  # avg_pool's condition number is ~30-100
+        assert (value < -900) == ("avg_pool_3x3" in ops), (ops, value)
     with pytest.raises(NasError, match="bn_affine"):
         nas.score("nats-tss", f"supernet(checkpoint={ckpt},metric=bn_scale)", archs=[0], data=f"cifar10:{folder}")
 

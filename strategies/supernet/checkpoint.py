@@ -37,6 +37,12 @@ class Checkpoint:
     def network(self, device: str = "cpu") -> Supernet:
         """The supernet with these weights (built on the CPU, then moved)."""
         net = Supernet(self.config)
+        missing, unexpected = _key_differences(net.state_dict(), self.model_state)
+        if missing or unexpected:
+            raise NasError(
+                f"the checkpoint's weights do not fit this version's supernet ({len(missing)} missing, "
+                f"{len(unexpected)} unexpected tensors, e.g. {(missing or unexpected)[0]}); retrain it"
+            )
         net.load_state_dict(self.model_state)
         return net if device == "cpu" else net.to(device)
 
@@ -69,6 +75,10 @@ class Checkpoint:
         tmp = path.with_name(path.name + ".tmp")
         torch.save(blob, tmp)
         os.replace(tmp, path)
+
+
+def _key_differences(expected: dict[str, Any], found: dict[str, Any]) -> tuple[list[str], list[str]]:
+    return sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

@@ -21,6 +21,9 @@ from nas.proxies.base import Needs, Proxy
 from nas.strategies.supernet.checkpoint import Checkpoint, load_checkpoint
 from nas.strategies.supernet.evaluate import BN_POLICIES, METRICS, bn_scale, evaluate_path, images_digest
 
+#: What the well-conditioned-Jacobian rule subtracts from an excluded path's score.
+EXCLUDED = 1e3
+
 
 class SupernetScore(Proxy):
     """Held-out accuracy (or negative loss, or BN scale) of a path with a trained supernet's weights."""
@@ -37,6 +40,7 @@ class SupernetScore(Proxy):
         "bn": "batch",
         "images": 1000,
         "calibration_batches": 4,
+        "max_condition": None,
     }
     tolerance = 1e-2  # one image of a thousand may flip its argmax on another CPU
 
@@ -51,6 +55,7 @@ class SupernetScore(Proxy):
         self._checkpoint: Checkpoint | None = None
         self._nets: dict[str, Any] = {}
         self._data: dict[str, Any] = {}
+        self._conditions: dict[str, dict[tuple, float]] = {}
 
     # -- what the scores depend on ---------------------------------------------------------------------
     @property
@@ -109,9 +114,10 @@ class SupernetScore(Proxy):
             self._nets[device] = self.checkpoint.network(device)
         net = self._nets[device]
         ops = tuple(arch.ops)
-        if self.params["metric"] == "bn_scale":
-            return bn_scale(net, ops)
         images, labels, calibration = self._images(inputs)
+        penalty = self._conditioning_penalty(net, ops, images, device)
+        if self.params["metric"] == "bn_scale":
+            return bn_scale(net, ops) - penalty
         accuracy, loss = evaluate_path(
             net,
             ops,
@@ -120,4 +126,25 @@ class SupernetScore(Proxy):
             bn=self.params["bn"],
             calibration=[x.to(device) for x in calibration],
         )
-        return accuracy if self.params["metric"] == "accuracy" else -loss
+        return (accuracy if self.params["metric"] == "accuracy" else -loss) - penalty
+
+    def _conditioning_penalty(self, net, ops: tuple[str, ...], images: torch.Tensor, device: str) -> float:
+        """The well-conditioned-Jacobian rule (``max_condition=K``): a path using any trained op
+        whose Jacobian condition number (non-null part, :mod:`.spectrum`, on 16 held-out images)
+        exceeds ``K`` is ranked below every admitted path: its score is lowered by
+        :data:`EXCLUDED` (larger than any score's range), keeping its order among the excluded."""
+        limit = self.params["max_condition"]
+        if limit is None:
+            return 0.0
+        if device not in self._conditions:
+            from nas.strategies.supernet.spectrum import spectra
+
+            cpu = self.checkpoint.network()
+            rows = spectra(cpu, images[:16].cpu(), probes=1)
+            self._conditions[device] = {(r["cell"], r["edge"], r["op"]): r["cond"] for r in rows}
+        conditions = self._conditions[device]
+        worst = max(
+            (conditions[i, e, op] for i, _ in net.super_cells() for e, op in enumerate(ops) if op != "none"),
+            default=0.0,
+        )
+        return EXCLUDED if worst > float(limit) else 0.0
