@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup setup-dev test test-all lint lint-types docs demo bench bench-search reproduce clean
+.PHONY: setup setup-dev test test-all lint lint-types docs demo bench bench-search bench-supernet reproduce clean
 
 setup: $(VENV)/.installed
 
@@ -73,6 +73,12 @@ bench-search: setup
 	$(PY) scripts/bench_search.py --data cifar10:$(SHARED)/cifar10/cifar-10-batches-py \
 		--accuracy-csv $(SHARED)/nb201/nb201_accuracies.csv --proxies near,ensemble --samplers random,tpe,evolution \
 		--seeds 10 --evaluations 100 --json bench_search.json
+
+# The supernet experiment of docs/supernet.md: 5 arms x 3 seeds, budget curves, the pre-registered
+# combination (hours on 2 cores; resumable: rerun to go on). BENCH_SUPERNET_ARGS="--minutes 60" to pace it.
+bench-supernet: setup
+	$(PY) scripts/bench_supernet.py --shared $(SHARED) --out bench_supernet --seeds 3 --fair-epochs 8 \
+		--curve-cells 100 --jobs 2 $(BENCH_SUPERNET_ARGS)
 
 # Regenerates docs/results.md (resumable: scores go to the store; rerun to go on).
 # Pass e.g. REPRODUCE_ARGS="--minutes 60" to score for an hour and then write the results.

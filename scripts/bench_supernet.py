@@ -253,6 +253,85 @@ def timings(args) -> dict:
     }
 
 
+PUBLISHED = [  # METHODS 4.4: re-computed from released per-architecture results, all 15,625 cells, CIFAR-10
+    ("one-shot, C=16 N=5, 600 epochs (few-shot-NAS repo)", "0.485"),
+    ("few-shot, 5 sub-supernets x 300 epochs (same repo)", "0.551"),
+    ("uniform single path, C=16, batch 64, 250 epochs (EFS-NAS logs, 3 seeds)", "0.592 +- 0.008"),
+    ("same, 1,000 epochs, batch 128 (4 seeds)", "0.683 +- 0.017"),
+    ("C=5, batch 128, 1,000 epochs (5 seeds)", "0.714 +- 0.006"),
+]
+
+
+def _f(x, digits: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+
+
+def render_markdown(result: dict) -> str:
+    """The results section of docs/supernet.md from a summary."""
+    p = result["protocol"]
+    lines = [
+        f"Protocol: NATS-TSS supernet C={p['channels']}, {p['cells']} cell(s) per stage; fair arms {p['fair_epochs']} "
+        f"epochs of the 5,085 shared CIFAR-10 training images (uniform arms 5x as many: the same images per op); "
+        f"scores on the first {p['eval_images']} of the 1,017 held-out (test-batch) images, batch-statistics BN; "
+        "Kendall tau-b (95% bootstrap CI, 1,000 resamples) and Spearman against NB201 CIFAR-10 test accuracy "
+        "(200 epochs) on the 500 reference cells (`peer_scores_nb201_500.csv`); top-10% precision; regret = best "
+        "accuracy among the 500 minus that of the top-scored cell; `tau(convs)` = tau between the score and the "
+        "number of convolutions in the cell (the bias check). One torch thread per job, two jobs at once.",
+        "",
+        "| arm | seeds | tau mean +- sd | per seed: tau [95% CI] | Spearman | top-10% | regret | tau(convs) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for arm, row in result["arms"].items():
+        seeds = row["seeds"]
+        per = "; ".join(f"{_f(r['tau'])} [{_f(r['tau_ci'][0], 2)}, {_f(r['tau_ci'][1], 2)}]" for r in seeds)
+        mean = lambda k: float(np.mean([r[k] for r in seeds]))  # noqa: E731
+        lines.append(
+            f"| {arm} | {len(seeds)} | {_f(row['tau_mean'])} +- {_f(row['tau_sd'])} | {per} | {_f(mean('spearman'))} "
+            f"| {_f(mean('top10'), 2)} | {_f(mean('regret'), 2)} | {_f(mean('tau_convs'))} |"
+        )
+    for label, fig in result["baselines"].items():
+        lines.append(
+            f"| `{label}` (zero-cost, same cells) | – | {_f(fig['tau'])} | [{_f(fig['tau_ci'][0], 2)}, "
+            f"{_f(fig['tau_ci'][1], 2)}] | {_f(fig['spearman'])} | {_f(fig['top10'], 2)} | {_f(fig['regret'], 2)} "
+            f"| {_f(fig['tau_convs'])} |"
+        )
+    lines += ["", f"Tau against the budget (the first {p['curve_cells']} of the 500 cells; mean over seeds):", ""]
+    lines += ["| arm | " + " | ".join(f"{q}/4 budget" for q in (1, 2, 3, 4)) + " |", "|---|---|---|---|---|"]
+    for arm, curves in result["curves"].items():
+        cols = []
+        for q in range(4):
+            taus = [c[q]["tau"] for c in curves if len(c) > q]
+            images = curves[0][q]["images_per_op"] if len(curves[0]) > q else None
+            cols.append(f"{_f(float(np.mean(taus)))} ({images:,} img/op)" if taus else "–")
+        lines.append(f"| {arm} | " + " | ".join(cols) + " |")
+    lines += ["", "Training loss per epoch (each seed):", ""]
+    for arm, losses in result["losses"].items():
+        shown = "; ".join(", ".join(f"{v:.3f}" for v in seed[:: max(1, len(seed) // 8)]) for seed in losses)
+        lines.append(f"- {arm}: {shown}")
+    if "combination" in result:
+        c = result["combination"]
+        lines += [
+            "",
+            f"The pre-registered combination on {c['cells']} held-out cells: tau {_f(c['tau_combination'])} against "
+            f"the default ensemble's {_f(c['tau_ensemble'])}, difference {c['difference']:+.3f} (95% paired "
+            f"bootstrap [{c['difference_ci'][0]:+.3f}, {c['difference_ci'][1]:+.3f}]); the supernet alone "
+            f"{_f(c['supernet_alone'])}. By the registered rule the supernet "
+            + ("**adds** to the ensemble." if c["adds"] else "**does not add** to the ensemble."),
+        ]
+    t = result.get("timings")
+    if t:
+        lines += [
+            "",
+            f"Cost (one torch thread, this machine): one forward+backward of a path of 64 images "
+            f"{t['floor_fwd_bwd_s'] * 1e3:.0f} ms; a fair step (5 paths) {t['fair_step_s'] * 1e3:.0f} ms "
+            f"({t['fair_step_s'] / t['floor_fwd_bwd_s']:.2f} floors); "
+            f"a uniform step {t['uniform_step_s'] * 1e3:.0f} ms.",
+        ]
+    lines += ["", "Published one-shot supernets on NB201 (METHODS 4.4, all 15,625 cells, full CIFAR-10):", ""]
+    lines += ["| supernet | Kendall tau |", "|---|---|"] + [f"| {a} | {b} |" for a, b in PUBLISHED]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -302,6 +381,7 @@ def main(argv=None) -> int:
     result["timings"] = timings(args)
     path = Path(args.json or Path(args.out) / "summary.json")
     path.write_text(json.dumps(result, indent=1, default=float))
+    path.with_suffix(".md").write_text(render_markdown(result))
     print(json.dumps({k: result[k] for k in ("arms", "baselines", "timings")}, indent=1, default=float)[:4000])
     return 0
 

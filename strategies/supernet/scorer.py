@@ -67,6 +67,8 @@ class SupernetScore(Proxy):
     def protocol(self) -> dict[str, Any]:
         params = dict(sorted(self.params.items()))
         params["checkpoint"] = self.checkpoint.digest()  # the weights, wherever the file lies
+        if params["max_condition"] is None:  # unset: scores from before the option existed stay valid
+            del params["max_condition"]
         return {"name": self.name, "version": self.version, "params": params}
 
     def inputs_protocol(self, inputs) -> dict[str, Any]:
