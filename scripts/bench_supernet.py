@@ -220,6 +220,19 @@ def paired_difference(a: np.ndarray, b: np.ndarray, acc: np.ndarray, resamples: 
     }
 
 
+def scoring_times(log: Path) -> dict:
+    """Seconds to score the 500 cells with a final checkpoint (through the store), over jobs."""
+    runs = []
+    for line in log.read_text().splitlines() if log.exists() else []:
+        job = json.loads(line)
+        seconds, n = job["scored"][max(job["scored"], key=int)]
+        runs.append((seconds, n))
+    if not runs:
+        return {}
+    seconds = float(np.median([s for s, _ in runs]))
+    return {"score_500_s": seconds, "score_ms_per_arch": 1e3 * seconds / runs[0][1], "jobs": len(runs)}
+
+
 def timings(args) -> dict:
     """Seconds per training step against one forward+backward of a path (1 torch thread)."""
     import torch
@@ -327,6 +340,12 @@ def render_markdown(result: dict) -> str:
             f"({t['fair_step_s'] / t['floor_fwd_bwd_s']:.2f} floors); "
             f"a uniform step {t['uniform_step_s'] * 1e3:.0f} ms.",
         ]
+        if "score_500_s" in t:
+            lines[-1] += (
+                f" Scoring the 500 cells with a trained supernet ({p['eval_images']} images each, through the "
+                f"store; median over {t['jobs']} jobs, two at once): {t['score_500_s']:.0f} s, "
+                f"{t['score_ms_per_arch']:.0f} ms per architecture."
+            )
     lines += ["", "Published one-shot supernets on NB201 (METHODS 4.4, all 15,625 cells, full CIFAR-10):", ""]
     lines += ["| supernet | Kendall tau |", "|---|---|"] + [f"| {a} | {b} |" for a, b in PUBLISHED]
     return "\n".join(lines) + "\n"
@@ -379,6 +398,7 @@ def main(argv=None) -> int:
                 print(f"done: {job[0]} seed {job[1]} ({result['train_s']:.0f} s training)", file=sys.stderr, flush=True)
     result = summary(args)
     result["timings"] = timings(args)
+    result["timings"].update(scoring_times(Path(args.out) / "jobs.jsonl"))
     path = Path(args.json or Path(args.out) / "summary.json")
     path.write_text(json.dumps(result, indent=1, default=float))
     path.with_suffix(".md").write_text(render_markdown(result))
