@@ -411,3 +411,48 @@ def test_the_command_line_trains_inspects_scores_and_searches(cifar, tmp_path, c
         )
     assert main(["supernet", "inspect", str(tmp_path / "nope.pt"), "--data", f"cifar10:{folder}"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# -- NATS-SSS: channel slicing ----------------------------------------------------------------------------
+def test_an_sss_path_computes_the_standalone_network_with_its_sliced_weights():
+    from nas.searchspaces import get_space
+    from nas.strategies.supernet.network import build_supernet
+
+    space = get_space("nats-sss")
+    torch.manual_seed(0)
+    net = build_supernet(SupernetConfig(space="nats-sss", channels=64, bn_affine=True))
+    initialise(net, "kaiming", 0)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.normal_()
+    x = torch.randn(4, 3, 32, 32)
+    for index in (0, 1234, 20000, 32767):  # equal and differing widths around every cell
+        arch = space.from_index(index)
+        standalone = space.build(arch)
+        shapes = {k: v.shape for k, v in standalone.state_dict().items()}
+        standalone.load_state_dict(net.path_state_dict(arch.widths, shapes))
+        standalone.train()
+        net.train()
+        torch.testing.assert_close(net(x, arch.widths), standalone(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_fair_sss_step_uses_every_width_of_every_layer_once_and_the_scorer_reads_widths(cifar, tmp_path):
+    import nas
+    from nas.searchspaces.nats_sss import WIDTHS
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        paths = step_paths("fair", rng, "nats-sss")
+        assert len(paths) == len(WIDTHS)
+        assert all(sorted(p[layer] for p in paths) == list(WIDTHS) for layer in range(5))
+    folder, images, labels = cifar
+    config = SupernetConfig(space="nats-sss", channels=8)
+    state = train_supernet(config, TrainConfig(epochs=1, batch_size=64), images, labels, tmp_path / "sss.pt")
+    assert state.history[0]["path_passes"] == 2 * 8 and state.history[0]["images_per_op"] == 128
+    table = nas.score(
+        "nats-sss", f"supernet(checkpoint={tmp_path / 'sss.pt'},images=50)", archs=[0, 32767], data=f"cifar10:{folder}"
+    )
+    assert all(0.0 <= v <= 1.0 for v in table.values_of(table.labels[0]))
+    with pytest.raises(NasError, match="one cell per stage"):
+        SupernetConfig(space="nats-sss", cells_per_stage=2)

@@ -22,19 +22,22 @@ EXAMPLES = (
     "  nas supernet inspect --space nats-tss --init isometric --data cifar10:DIR   # untrained\n"
     "  nas correlate --space nats-tss --proxy 'near,supernet(checkpoint=fair.pt)' --sample 500 --data cifar10:DIR ..."
 )
-#: The CPU-sized default, and the benchmark's own size where a GPU trains it.
-CPU_SIZE, BENCHMARK_SIZE = (8, 1), (16, 5)
+#: (channels, cells per stage): the CPU-sized default, and the benchmark's own size where a GPU trains it.
+SIZES = {"nats-tss": ((8, 1), (16, 5)), "nats-sss": ((16, 1), (64, 1))}
 
 
 def _add_shape(p: argparse.ArgumentParser) -> None:
     from nas.strategies.supernet.init import INITS
     from nas.strategies.supernet.sampling import SAMPLINGS
 
-    p.add_argument("--space", required=True, help="the search space (nats-tss)")
+    p.add_argument("--space", required=True, help="the search space: nats-tss or nats-sss")
     p.add_argument("--init", choices=INITS, default="isometric", help="weight initialisation (default isometric)")
     p.add_argument("--sampling", choices=SAMPLINGS, default="fair", help="paths per step (default fair)")
     p.add_argument(
-        "--channels", type=int, help="width of the first stage (default 8 on the CPU, the benchmark's 16 on CUDA)"
+        "--channels",
+        type=int,
+        help="tss: width of the first stage (default 8 on the CPU, the benchmark's 16 on CUDA); "
+        "sss: the width that stands for 64 (default 16 on the CPU, 64 on CUDA)",
     )
     p.add_argument("--cells", type=int, help="searchable cells per stage (default 1 on the CPU, 5 on CUDA)")
     p.add_argument(
@@ -97,8 +100,11 @@ def add_parser(sub) -> None:
 
 def _shape(args: argparse.Namespace, device: str):
     from nas.strategies.supernet import SupernetConfig
+    from nas.strategies.supernet.network import SPACES
 
-    default = BENCHMARK_SIZE if device.startswith("cuda") else CPU_SIZE
+    if args.space not in SPACES:
+        return SupernetConfig(space=args.space)  # the one-line error naming the spaces
+    default = SIZES[args.space][1 if device.startswith("cuda") else 0]
     return SupernetConfig(
         space=args.space,
         channels=args.channels or default[0],

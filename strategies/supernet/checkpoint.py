@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from nas.errors import NasError
-from nas.strategies.supernet.network import Supernet, SupernetConfig
+from nas.strategies.supernet.network import SupernetConfig, build_supernet
 
 FORMAT = "zcnas-supernet"
 VERSION = 1
@@ -34,9 +34,9 @@ class Checkpoint:
     optimizer_state: dict[str, Any] = field(default_factory=dict)
     rng: dict[str, Any] = field(default_factory=dict)
 
-    def network(self, device: str = "cpu") -> Supernet:
+    def network(self, device: str = "cpu") -> Any:
         """The supernet with these weights (built on the CPU, then moved)."""
-        net = Supernet(self.config)
+        net = build_supernet(self.config)
         missing, unexpected = _key_differences(net.state_dict(), self.model_state)
         if missing or unexpected:
             raise NasError(

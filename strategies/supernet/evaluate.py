@@ -31,16 +31,18 @@ METRICS = ("accuracy", "loss", "bn_scale")
 BN_POLICIES = ("batch", "recalibrate")
 
 
-def _path_bns(net: Supernet, ops: Sequence[str]) -> list[nn.BatchNorm2d]:
+def _path_bns(net: nn.Module, ops: Sequence) -> list[nn.BatchNorm2d]:
     shared = [m for name, m in net.named_modules() if isinstance(m, nn.BatchNorm2d) and ".edges." not in f".{name}"]
+    if not isinstance(net, Supernet):  # SSS: every BatchNorm is on every path
+        return shared
     own = [m for op in net.path_modules(ops) for m in op.modules() if isinstance(m, nn.BatchNorm2d)]
     return shared + own
 
 
 @torch.no_grad()
 def evaluate_path(
-    net: Supernet,
-    ops: Sequence[str],
+    net: nn.Module,
+    ops: Sequence,
     images: torch.Tensor,
     labels: torch.Tensor,
     *,
@@ -77,6 +79,8 @@ def evaluate_path(
 
 def bn_scale(net: Supernet, ops: Sequence[str]) -> float:
     """BN-NAS's score of a path: the sum of its ops' mean |gamma| (last BatchNorm of each op)."""
+    if not isinstance(net, Supernet):
+        raise NasError("metric bn_scale is defined for nats-tss (a BatchNorm per candidate op)")
     if not net.config.bn_affine:
         raise NasError("metric bn_scale needs a supernet trained with affine BatchNorm (bn_affine)")
     total = 0.0

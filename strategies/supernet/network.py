@@ -21,6 +21,8 @@ from torch import nn
 from nas.errors import NasError
 from nas.searchspaces.nb201_network import EDGES, OPS, ResNetBasicBlock, make_op
 
+#: The spaces with a supernet: TSS (ops per edge) and SSS (channel slicing, :mod:`.slimmable`).
+SPACES = ("nats-tss", "nats-sss")
 #: Ops without weights: their fairness is about what they pass on, not what they learn.
 PARAMETER_FREE = ("none", "skip_connect", "avg_pool_3x3")
 
@@ -34,15 +36,17 @@ class SupernetConfig:
     and shift (needed by the frozen-weight arm, which scores by the BN scale)."""
 
     space: str = "nats-tss"
-    channels: int = 8
+    channels: int = 8  # TSS: the first stage's width; SSS: the width that stands for 64
     cells_per_stage: int = 1
     num_classes: int = 10
     bn_every_op: bool = True
     bn_affine: bool = False
 
     def __post_init__(self) -> None:
-        if self.space != "nats-tss":
-            raise NasError(f"no supernet for space {self.space!r} yet; expected nats-tss")
+        if self.space not in SPACES:
+            raise NasError(f"no supernet for space {self.space!r}; expected one of {', '.join(SPACES)}")
+        if self.space == "nats-sss" and (self.cells_per_stage != 1 or self.channels % 8):
+            raise NasError("a nats-sss supernet has one cell per stage and channels a multiple of 8 (64: full width)")
         for name in ("channels", "cells_per_stage", "num_classes"):
             if int(getattr(self, name)) < 1:
                 raise NasError(f"supernet {name} must be positive, got {getattr(self, name)}")
@@ -191,3 +195,17 @@ class Supernet(nn.Module):
             else:
                 out[key] = value
         return out
+
+
+def build_supernet(config: SupernetConfig) -> nn.Module:
+    """The supernet of ``config.space``: :class:`Supernet` (TSS) or the slimmable SSS one."""
+    if config.space == "nats-sss":
+        from nas.strategies.supernet.slimmable import SlimSupernet
+
+        return SlimSupernet(config)
+    return Supernet(config)
+
+
+def path_of(space: str, arch) -> tuple:
+    """What a supernet's ``forward`` takes for an architecture: TSS ops or SSS widths."""
+    return tuple(arch.widths) if space == "nats-sss" else tuple(arch.ops)

@@ -32,9 +32,19 @@ def is_degenerate(ops: Sequence[str]) -> bool:
     return 3 not in live
 
 
-def step_paths(sampling: str, rng: np.random.Generator) -> list[tuple[str, ...]]:
-    """The paths one training step runs (5 for ``fair``, 1 for ``uniform``), none degenerate."""
-    if sampling == "fair":
+def step_paths(sampling: str, rng: np.random.Generator, space: str = "nats-tss") -> list[tuple]:
+    """The paths one training step runs (5 for ``fair``, 1 for ``uniform``), none degenerate.
+    For ``nats-sss`` a path is a width configuration: ``fair`` runs 8, each layer's widths a
+    permutation (every width of every layer once per step), ``uniform`` one at random."""
+    if space == "nats-sss":
+        from nas.searchspaces.nats_sss import NUM_LAYERS, WIDTHS
+
+        if sampling == "fair":
+            perms = [rng.permutation(len(WIDTHS)) for _ in range(NUM_LAYERS)]
+            return [tuple(WIDTHS[perm[k]] for perm in perms) for k in range(len(WIDTHS))]
+        if sampling == "uniform":
+            return [tuple(WIDTHS[i] for i in rng.integers(0, len(WIDTHS), NUM_LAYERS))]
+    elif sampling == "fair":
         while True:
             perms = [rng.permutation(len(OPS)) for _ in EDGES]
             paths = [tuple(OPS[perm[k]] for perm in perms) for k in range(len(OPS))]
@@ -48,8 +58,8 @@ def step_paths(sampling: str, rng: np.random.Generator) -> list[tuple[str, ...]]
     raise NasError(f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLINGS)}")
 
 
-def paths_per_step(sampling: str) -> int:
+def paths_per_step(sampling: str, space: str = "nats-tss") -> int:
     """Path passes one step costs: the unit in which budgets are compared across samplings."""
     if sampling not in SAMPLINGS:
         raise NasError(f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLINGS)}")
-    return len(OPS) if sampling == "fair" else 1
+    return (8 if space == "nats-sss" else len(OPS)) if sampling == "fair" else 1

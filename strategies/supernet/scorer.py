@@ -20,6 +20,7 @@ from nas.errors import NasError
 from nas.proxies.base import Needs, Proxy
 from nas.strategies.supernet.checkpoint import Checkpoint, load_checkpoint
 from nas.strategies.supernet.evaluate import BN_POLICIES, METRICS, bn_scale, evaluate_path, images_digest
+from nas.strategies.supernet.network import path_of
 
 #: What the well-conditioned-Jacobian rule subtracts from an excluded path's score.
 EXCLUDED = 1e3
@@ -115,7 +116,7 @@ class SupernetScore(Proxy):
         if device not in self._nets:
             self._nets[device] = self.checkpoint.network(device)
         net = self._nets[device]
-        ops = tuple(arch.ops)
+        ops = path_of(space.name, arch)
         images, labels, calibration = self._images(inputs)
         penalty = self._conditioning_penalty(net, ops, images, device)
         if self.params["metric"] == "bn_scale":
@@ -138,6 +139,8 @@ class SupernetScore(Proxy):
         limit = self.params["max_condition"]
         if limit is None:
             return 0.0
+        if self.checkpoint.config.space != "nats-tss":
+            raise NasError("supernet: max_condition is defined for nats-tss (candidate ops per edge)")
         if device not in self._conditions:
             from nas.strategies.supernet.spectrum import spectra
 

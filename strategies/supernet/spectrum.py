@@ -170,7 +170,9 @@ def inspect_supernet(
         config, training = checkpoint.config, checkpoint.training
     if config is None or training is None:
         raise NasError("inspect needs a checkpoint, or a supernet config and training settings")
-    stages = {"init": fresh_network(config, TrainConfig(**training))}
+    if config.space != "nats-tss":
+        raise NasError(f"inspect compares candidate ops per edge: defined for nats-tss, not {config.space}")
+    stages: dict[str, Any] = {"init": fresh_network(config, TrainConfig(**training))}
     if checkpoint is not None and checkpoint.epoch:
         stages["trained"] = checkpoint.network()
     rows: dict[tuple, dict[str, Any]] = {}

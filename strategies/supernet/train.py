@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from nas.errors import NasError
 from nas.strategies.supernet.checkpoint import Checkpoint, load_checkpoint
 from nas.strategies.supernet.init import INITS, initialise
-from nas.strategies.supernet.network import Supernet, SupernetConfig
+from nas.strategies.supernet.network import SupernetConfig, build_supernet
 from nas.strategies.supernet.sampling import SAMPLINGS, paths_per_step, step_paths
 
 log = logging.getLogger("nas.supernet")
@@ -93,9 +94,9 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out
 
 
-def _optimizer(net: Supernet, training: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(net: nn.Module, training: TrainConfig) -> torch.optim.Optimizer:
     if training.train_only == "bn":
-        if not net.config.bn_affine:
+        if not net.config.bn_affine:  # type: ignore[union-attr]
             raise NasError("train_only='bn' trains the BatchNorm scales: the supernet needs bn_affine=True")
         for module in net.modules():
             if isinstance(module, torch.nn.Conv2d):
@@ -106,10 +107,10 @@ def _optimizer(net: Supernet, training: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def fresh_network(config: SupernetConfig, training: TrainConfig) -> Supernet:
+def fresh_network(config: SupernetConfig, training: TrainConfig) -> nn.Module:
     """The supernet at initialisation: the same weights for the same settings, everywhere."""
     torch.manual_seed(training.seed)  # the classifier's default initialisation
-    net = Supernet(config)
+    net = build_supernet(config)
     initialise(net, training.init, training.seed)
     return net
 
@@ -180,7 +181,7 @@ def train_supernet(
         raise NasError(f"{len(images)} training images are fewer than one batch of {training.batch_size}")
     total_steps = steps * training.epochs
     last = training.epochs if stop_after is None else min(training.epochs, stop_after)
-    per_step = paths_per_step(training.sampling)
+    per_step = paths_per_step(training.sampling, config.space)
     net.train()
     for epoch in range(state.epoch, last):
         started = time.perf_counter()
@@ -201,7 +202,7 @@ def train_supernet(
             for group in optimizer.param_groups:
                 group["lr"] = training.lr * 0.5 * (1.0 + math.cos(math.pi * t / total_steps))
             optimizer.zero_grad(set_to_none=True)
-            for path in step_paths(training.sampling, paths_rng):
+            for path in step_paths(training.sampling, paths_rng, config.space):
                 logits = net(x, path)
                 loss = F.cross_entropy(logits, y)
                 loss.backward()
@@ -222,7 +223,7 @@ def train_supernet(
                 "accuracy": correct / seen,
                 "seconds": time.perf_counter() - started,
                 "path_passes": passes,
-                "images_per_op": passes * training.batch_size // 5,
+                "images_per_op": passes * training.batch_size // paths_per_step("fair", config.space),
             }
         )
         log.info("epoch %d/%d: loss %.4f, accuracy %.4f", epoch + 1, training.epochs, losses / seen, correct / seen)
