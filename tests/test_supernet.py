@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import pickle
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -392,6 +393,45 @@ def test_the_command_line_trains_inspects_scores_and_searches(cifar, tmp_path, c
         )
         == 0
     )
+    from nas.benchmarks import import_benchmark
+
+    table = import_benchmark(
+        "nats-tss",
+        str(require(Path(cifar[0]).parents[1] / "nb201" / "nb201_accuracies.csv")),
+        epochs=200,
+        out=tmp_path / "nb201.h5",
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "correlate",
+                "--space",
+                "nats-tss",
+                "--proxy",
+                f"params,supernet(checkpoint={ckpt},images=40)",
+                "--sample",
+                "12",
+                "--data",
+                f"cifar10:{folder}",
+                "--dataset",
+                "cifar10",
+                "--split",
+                "test",
+                "--epochs",
+                "200",
+                "--table",
+                str(table),
+                "--bootstrap",
+                "10",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    records = json.loads(capsys.readouterr().out)["results"]
+    assert {r["proxy"] for r in records} == {"params", f"supernet(checkpoint={ckpt},images=40)"}
+    assert all(r["n"] == 12 for r in records)
     with pytest.raises(SystemExit):  # argparse: an unknown init is a one-line usage error
         main(
             [
