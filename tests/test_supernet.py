@@ -287,169 +287,50 @@ def mini_cifar(source: str, target) -> str:
     return str(target)
 
 
-def test_the_command_line_trains_inspects_scores_and_searches(cifar, tmp_path, capsys):
+def test_the_command_line_trains_inspects_scores_correlates_and_searches(cifar, tmp_path, capsys):
     import json
+    import shlex
 
+    from nas.benchmarks import import_benchmark
     from nas.cli import main
+
+    def nas(command: str) -> int:
+        return main(shlex.split(command))
 
     folder = mini_cifar(cifar[0], tmp_path / "cifar")
     ckpt = tmp_path / "cli.pt"
-    args = [
-        "supernet",
-        "train",
-        "--space",
-        "nats-tss",
-        "--data",
-        f"cifar10:{folder}",
-        "--epochs",
-        "1",
-        "--channels",
-        "2",
-        "--batch-size",
-        "100",
-        "--out",
-        str(ckpt),
-        "--quiet",
-    ]
-    assert main(args) == 0
-    assert main(args) == 0  # rerun: already done, resumes nothing
+    train = f"supernet train --space nats-tss --data cifar10:{folder} --epochs 1 --channels 2 --batch-size 100 "
+    assert nas(train + f"--out {ckpt} --quiet") == 0
+    assert nas(train + f"--out {ckpt} --quiet") == 0  # rerun: already done, resumes nothing
     assert load_checkpoint(ckpt).epoch == 1
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "supernet",
-                "inspect",
-                str(ckpt),
-                "--data",
-                f"cifar10:{folder}",
-                "--images",
-                "4",
-                "--probes",
-                "1",
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert nas(f"supernet inspect {ckpt} --data cifar10:{folder} --images 4 --probes 1 --json") == 0
     report = json.loads(capsys.readouterr().out)
     row = next(r for r in report["rows"] if r["op"] == "nor_conv_3x3")
     assert {"msv_init", "msv_trained", "cond_init", "chi_1_init", "q_star_init"} <= set(row)
-    assert (
-        main(
-            [
-                "supernet",
-                "inspect",
-                "--space",
-                "nats-tss",
-                "--channels",
-                "2",
-                "--data",
-                f"cifar10:{folder}",
-                "--images",
-                "4",
-                "--probes",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert nas(f"supernet inspect --space nats-tss --channels 2 --data cifar10:{folder} --images 4 --probes 1") == 0
     assert "untrained" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "score",
-                "--space",
-                "nats-tss",
-                "--proxy",
-                f"supernet(checkpoint={ckpt},images=40)",
-                "--archs",
-                "0,1",
-                "--data",
-                f"cifar10:{folder}",
-                "--json",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    capsys.readouterr()
-    assert (
-        main(
-            [
-                "search",
-                "--space",
-                "nats-tss",
-                "--proxy",
-                f"supernet(checkpoint={ckpt},images=40)",
-                "--trials",
-                "3",
-                "--seed",
-                "0",
-                "--data",
-                f"cifar10:{folder}",
-                "--json",
-            ]
-        )
-        == 0
-    )
-    from nas.benchmarks import import_benchmark
 
-    table = import_benchmark(
-        "nats-tss",
-        str(require(Path(cifar[0]).parents[1] / "nb201" / "nb201_accuracies.csv")),
-        epochs=200,
-        out=tmp_path / "nb201.h5",
-    )
+    proxy = f"supernet(checkpoint={ckpt},images=40)"
+    data = f"--data cifar10:{folder}"
+    assert nas(f"score --space nats-tss --proxy '{proxy}' --archs 0,1 {data} --json --quiet") == 0
+    assert nas(f"search --space nats-tss --proxy '{proxy}' --trials 3 --seed 0 {data} --json") == 0
+    csv = require(Path(cifar[0]).parents[1] / "nb201" / "nb201_accuracies.csv")
+    table = import_benchmark("nats-tss", str(csv), epochs=200, out=tmp_path / "nb201.h5")
     capsys.readouterr()
     assert (
-        main(
-            [
-                "correlate",
-                "--space",
-                "nats-tss",
-                "--proxy",
-                f"params,supernet(checkpoint={ckpt},images=40)",
-                "--sample",
-                "12",
-                "--data",
-                f"cifar10:{folder}",
-                "--dataset",
-                "cifar10",
-                "--split",
-                "test",
-                "--epochs",
-                "200",
-                "--table",
-                str(table),
-                "--bootstrap",
-                "10",
-                "--json",
-            ]
+        nas(
+            f"correlate --space nats-tss --proxy 'params,{proxy}' --sample 12 {data} --dataset cifar10 --split test "
+            f"--epochs 200 --table {table} --bootstrap 10 --json"
         )
         == 0
     )
     records = json.loads(capsys.readouterr().out)["results"]
-    assert {r["proxy"] for r in records} == {"params", f"supernet(checkpoint={ckpt},images=40)"}
-    assert all(r["n"] == 12 for r in records)
+    assert {r["proxy"] for r in records} == {"params", proxy} and all(r["n"] == 12 for r in records)
+
     with pytest.raises(SystemExit):  # argparse: an unknown init is a one-line usage error
-        main(
-            [
-                "supernet",
-                "train",
-                "--space",
-                "nats-tss",
-                "--init",
-                "orthogonal",
-                "--data",
-                "x",
-                "--epochs",
-                "1",
-                "--out",
-                "y",
-            ]
-        )
-    assert main(["supernet", "inspect", str(tmp_path / "nope.pt"), "--data", f"cifar10:{folder}"]) == 2
+        nas(f"supernet train --space nats-tss --init orthogonal {data} --epochs 1 --out y")
+    assert nas(f"supernet inspect {tmp_path / 'nope.pt'} {data}") == 2
     assert "does not exist" in capsys.readouterr().err
 
 

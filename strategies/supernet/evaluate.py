@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import NasError
-from nas.strategies.supernet.network import CandidateOp, Supernet
+from nas.strategies.supernet.network import Supernet
 
 METRICS = ("accuracy", "loss", "bn_scale")
 BN_POLICIES = ("batch", "recalibrate")
@@ -97,4 +97,4 @@ def images_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-__all__ = ["evaluate_path", "bn_scale", "images_digest", "METRICS", "BN_POLICIES", "CandidateOp"]
+__all__ = ["evaluate_path", "bn_scale", "images_digest", "METRICS", "BN_POLICIES"]
