@@ -37,7 +37,7 @@ from tqdm import tqdm
 from nas.data import load_batch, parse_data_arg
 from nas.devices import resolve_device
 from nas.errors import NasError
-from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec
+from nas.proxies import evaluate, get_proxy, list_proxies, parse_proxy_spec, proxy_class
 from nas.proxies.base import evaluate_together, shared_groups
 from nas.scoring import build_network, proxy_label
 from nas.searchspaces import get_space, list_spaces
@@ -134,7 +134,9 @@ def main() -> None:
     except NasError as err:
         parser.error(str(err))
     batch = load_batch(parse_data_arg(args.data, batch_size=64, seed=0)).to(device)
-    specs = parse_proxy_spec(args.proxy) if args.proxy else [(n, {}) for n in list_proxies() if not n.startswith("_")]
+    # every zero-cost proxy by default (not the supernet: it scores with trained weights of its own)
+    default = [(n, {}) for n in list_proxies() if not n.startswith("_") and proxy_class(n).needs.network]
+    specs = parse_proxy_spec(args.proxy) if args.proxy else default
     proxies = [get_proxy(n, **p) for n, p in specs]
     if space.name == "nats-tss":  # the reference cells, which the authors' timings cover
         indices = reference_draw(args.cells)
