@@ -92,8 +92,9 @@ def bn_scale(net: Supernet, ops: Sequence[str]) -> float:
 
 
 def images_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """What identifies a set of images and labels (their content, not where they lie)."""
     h = hashlib.sha256(images.contiguous().numpy().tobytes())
-    h.update(labels.numpy().tobytes())
+    h.update(labels.numpy().astype("int64").tobytes())
     return h.hexdigest()[:16]
 
 

@@ -56,7 +56,8 @@ class SupernetScore(Proxy):
         self._checkpoint: Checkpoint | None = None
         self._nets: dict[str, Any] = {}
         self._data: dict[str, Any] = {}
-        self._conditions: dict[str, dict[tuple, float]] = {}
+        self._conditions: dict[tuple, float] | None = None  # measured on the CPU, once
+        self._digest: str | None = None
 
     # -- what the scores depend on ---------------------------------------------------------------------
     @property
@@ -66,23 +67,22 @@ class SupernetScore(Proxy):
         return self._checkpoint
 
     def protocol(self) -> dict[str, Any]:
+        # asked for every stored score: the weights' digest (wherever the file lies) is hashed once
+        if self._digest is None:
+            self._digest = self.checkpoint.digest()
         params = dict(sorted(self.params.items()))
-        params["checkpoint"] = self.checkpoint.digest()  # the weights, wherever the file lies
+        params["checkpoint"] = self._digest
         if params["max_condition"] is None:  # unset: scores from before the option existed stay valid
             del params["max_condition"]
         return {"name": self.name, "version": self.version, "params": params}
 
     def inputs_protocol(self, inputs) -> dict[str, Any]:
-        images, labels, _ = self._images(inputs)
-        return {
-            "source": inputs.source,
-            "dataset": inputs.dataset,
-            "split": "test",
-            "digest": images_digest(images, labels),
-        }
+        return {"source": inputs.source, "dataset": inputs.dataset, "split": "test", "digest": self._images(inputs)[3]}
 
     # -- scoring ---------------------------------------------------------------------------------
-    def _images(self, inputs) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    def _images(self, inputs) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], str]:
+        """Held-out images and labels, calibration batches (``bn=recalibrate`` only) and the
+        held-out images' digest, read once per data directory."""
         key = f"{inputs.source}:{inputs.path}"
         if key not in self._data:
             from nas.data import load_images
@@ -101,13 +101,15 @@ class SupernetScore(Proxy):
             n = int(self.params["images"])
             if not 0 < n <= len(test_x):
                 raise NasError(f"supernet: images={n} is out of range (1..{len(test_x)} held-out images)")
-            train_x, _ = load_images(inputs.source, str(inputs.path), "train")
-            batch = int(self.checkpoint.training.get("batch_size", 64))
-            pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))
-            calibration = [
-                train_x[pick[i * batch : (i + 1) * batch]] for i in range(int(self.params["calibration_batches"]))
-            ]
-            self._data[key] = (test_x[:n].contiguous(), test_y[:n].contiguous(), calibration)
+            calibration = []
+            if self.params["bn"] == "recalibrate":
+                train_x, _ = load_images(inputs.source, str(inputs.path), "train")
+                batch = int(self.checkpoint.training.get("batch_size", 64))
+                pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))
+                count = int(self.params["calibration_batches"])
+                calibration = [train_x[pick[i * batch : (i + 1) * batch]] for i in range(count)]
+            images, labels = test_x[:n].contiguous(), test_y[:n].contiguous()
+            self._data[key] = (images, labels, calibration, images_digest(images, labels))
         return self._data[key]
 
     def score_architecture(self, space, arch, inputs, device: str) -> float:
@@ -117,7 +119,7 @@ class SupernetScore(Proxy):
             self._nets[device] = self.checkpoint.network(device)
         net = self._nets[device]
         ops = path_of(space.name, arch)
-        images, labels, calibration = self._images(inputs)
+        images, labels, calibration, _ = self._images(inputs)
         penalty = self._conditioning_penalty(net, ops, images, device)
         if self.params["metric"] == "bn_scale":
             return bn_scale(net, ops) - penalty
@@ -141,13 +143,12 @@ class SupernetScore(Proxy):
             return 0.0
         if self.checkpoint.config.space != "nats-tss":
             raise NasError("supernet: max_condition is defined for nats-tss (candidate ops per edge)")
-        if device not in self._conditions:
+        if self._conditions is None:
             from nas.strategies.supernet.spectrum import spectra
 
-            cpu = self.checkpoint.network()
-            rows = spectra(cpu, images[:16].cpu(), probes=1)
-            self._conditions[device] = {(r["cell"], r["edge"], r["op"]): r["cond"] for r in rows}
-        conditions = self._conditions[device]
+            rows = spectra(self.checkpoint.network(), images[:16].cpu(), probes=1)
+            self._conditions = {(r["cell"], r["edge"], r["op"]): r["cond"] for r in rows}
+        conditions = self._conditions
         worst = max(
             (conditions[i, e, op] for i, _ in net.super_cells() for e, op in enumerate(ops) if op != "none"),
             default=0.0,

@@ -14,7 +14,6 @@ same weights as an uninterrupted run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -31,6 +30,7 @@ from torch import nn
 
 from nas.errors import NasError
 from nas.strategies.supernet.checkpoint import Checkpoint, load_checkpoint
+from nas.strategies.supernet.evaluate import images_digest
 from nas.strategies.supernet.init import INITS, initialise
 from nas.strategies.supernet.network import SupernetConfig, build_supernet
 from nas.strategies.supernet.sampling import SAMPLINGS, paths_per_step, step_paths
@@ -75,9 +75,7 @@ class TrainConfig:
 
 def data_identity(dataset: str, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
     """What identifies the training images (their content, not where they lie)."""
-    h = hashlib.sha256(images.contiguous().numpy().tobytes())
-    h.update(labels.numpy().astype(np.int64).tobytes())
-    return {"dataset": dataset, "split": "train", "images": int(len(images)), "digest": h.hexdigest()[:16]}
+    return {"dataset": dataset, "split": "train", "images": int(len(images)), "digest": images_digest(images, labels)}
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
