@@ -220,11 +220,19 @@ def paired_difference(a: np.ndarray, b: np.ndarray, acc: np.ndarray, resamples: 
     }
 
 
+def logged_jobs(log: Path) -> dict[tuple[str, int], dict]:
+    """Each finished (arm, seed) in the job log, as first logged (a later rerun found its scores stored)."""
+    jobs: dict[tuple[str, int], dict] = {}
+    for line in log.read_text().splitlines() if log.exists() else []:
+        job = json.loads(line)
+        jobs.setdefault((job["arm"], job["seed"]), job)
+    return jobs
+
+
 def scoring_times(log: Path) -> dict:
     """Seconds to score the 500 cells with a final checkpoint (through the store), over jobs."""
     runs = []
-    for line in log.read_text().splitlines() if log.exists() else []:
-        job = json.loads(line)
+    for job in logged_jobs(log).values():
         seconds, n = job["scored"][max(job["scored"], key=int)]
         runs.append((seconds, n))
     if not runs:
@@ -389,8 +397,9 @@ def main(argv=None) -> int:
     raw = {k: v for k, v in vars(args).items()}
     if not args.summary_only:
         deadline = None if args.minutes is None else time.monotonic() + 60 * args.minutes
-        jobs = [(arm, seed, raw) for seed in range(args.seeds) for arm in arms]
         log = Path(args.out) / "jobs.jsonl"
+        finished = set(logged_jobs(log))  # a rerun goes on where the last one stopped
+        jobs = [(arm, seed, raw) for seed in range(args.seeds) for arm in arms if (arm, seed) not in finished]
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
             pending = {}
             todo = list(jobs)
