@@ -86,7 +86,7 @@ def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
-def _freeze_batchnorm(net: nn.Module, x: torch.Tensor) -> None:
+def freeze_batchnorm(net: nn.Module, x: torch.Tensor) -> None:
     """Estimate every BatchNorm's statistics on ``x`` with one forward, then put ``net`` in eval
     mode. ``net`` must be a private copy (its buffers are replaced)."""
     net.eval()
@@ -104,7 +104,7 @@ def _freeze_batchnorm(net: nn.Module, x: torch.Tensor) -> None:
     net.eval()
 
 
-def _batch_statistics_only(net: nn.Module) -> None:
+def batch_statistics_only(net: nn.Module) -> None:
     """Train mode without running statistics: BatchNorm always normalises with the batch's own
     statistics and records nothing (functorch transforms refuse buffer updates)."""
     net.train()
@@ -115,17 +115,31 @@ def _batch_statistics_only(net: nn.Module) -> None:
         bn.track_running_stats = False
 
 
-def _model_dtype(model: nn.Module) -> torch.dtype:
+def model_dtype(model: nn.Module) -> torch.dtype:
     for tensor in list(model.parameters()) + list(model.buffers()):
         if tensor.is_floating_point():
             return tensor.dtype
     return torch.get_default_dtype()
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
     for tensor in list(model.parameters()) + list(model.buffers()):
         return tensor.device
     return torch.device("cpu")
+
+
+def pairing_rounds(n: int, pairs: int, seed: int = 0) -> list[torch.Tensor]:
+    """The rounds of the numerator's pairs (see the module docstring): for each round, the index
+    of the direction sample of every sample, ``ceil(pairs / n)`` rounds (at most ``n``)."""
+    rounds = min(n, math.ceil(int(pairs) / n))
+    gen = torch.Generator().manual_seed(int(seed))
+    relabel = torch.randperm(n, generator=gen)
+    out = []
+    for shift in torch.randperm(n, generator=gen)[:rounds].tolist():
+        direction_of = torch.empty(n, dtype=torch.long)
+        direction_of[relabel] = relabel.roll(-shift)
+        out.append(direction_of)
+    return out
 
 
 def nlc_terms(
@@ -143,25 +157,19 @@ def nlc_terms(
     rounds = min(n, math.ceil(int(pairs) / n))
 
     net = copy.deepcopy(model)
-    dtype, device = _model_dtype(net), _model_device(net)
+    dtype, device = model_dtype(net), model_device(net)
     x = inputs.detach().to(device=device, dtype=dtype)
     centred = (x.double() - x.double().mean(0, keepdim=True)).to(dtype)
 
     if bn == "eval":
-        _freeze_batchnorm(net, x)
+        freeze_batchnorm(net, x)
     else:
-        _batch_statistics_only(net)
-
-    gen = torch.Generator().manual_seed(int(seed))
-    relabel = torch.randperm(n, generator=gen)
-    shifts = torch.randperm(n, generator=gen)[:rounds].tolist()
+        batch_statistics_only(net)
 
     numerator = 0.0
     logits = None
     with torch.no_grad():  # forward-mode AD works without the autograd graph
-        for shift in shifts:
-            direction_of = torch.empty(n, dtype=torch.long)
-            direction_of[relabel] = relabel.roll(-shift)
+        for direction_of in pairing_rounds(n, pairs, seed):
             out, tangent = torch.func.jvp(net, (x,), (centred[direction_of.to(device)],))
             numerator += float(tangent.double().flatten(1).pow(2).sum())
             if logits is None:

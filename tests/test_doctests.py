@@ -17,6 +17,7 @@ PACKAGES = {
     "searchspaces": "nas.searchspaces",
     "strategies": "nas.strategies",
     "benchmarks": "nas.benchmarks",
+    "nas/design": "nas.design",
 }
 
 RUNNER = """
@@ -42,7 +43,7 @@ def _modules_with_examples() -> list[str]:
 
 def test_docstring_examples_run(tmp_path):
     modules = _modules_with_examples()
-    assert {"nas", "nas.api", "nas.registry", "nas.scoring"} <= set(modules)
+    assert {"nas", "nas.api", "nas.registry", "nas.scoring", "nas.design"} <= set(modules)
     env = {**os.environ, "NAS_HOME": str(tmp_path / "home")}
     result = subprocess.run(
         [sys.executable, "-c", RUNNER, *modules], capture_output=True, text=True, env=env, cwd=tmp_path

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from nas.data import load_batch, parse_data_arg
+from nas.design.near import estimate_layer_size, fit_layer_size, rank_activation_init
 from nas.errors import NasError
 from nas.proxies import evaluate, get_proxy, list_proxies
 from nas.proxies.near import (
@@ -23,7 +24,6 @@ from nas.proxies.near import (
     near_score,
     reset_parameters,
 )
-from nas.proxies.near_tools import estimate_layer_size, fit_layer_size, rank_activation_init
 from nas.scoring import build_network
 from nas.searchspaces.nats_tss import NatsTSS
 
