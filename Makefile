@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup setup-dev test test-all lint lint-types docs demo bench bench-search bench-supernet reproduce clean
+.PHONY: setup setup-dev test test-all lint lint-types docs demo bench bench-search bench-supernet bench-design reproduce clean
 
 setup: $(VENV)/.installed
 
@@ -79,6 +79,11 @@ bench-search: setup
 bench-supernet: setup
 	$(PY) scripts/bench_supernet.py --shared $(SHARED) --out bench_supernet --seeds 3 --fair-epochs 8 \
 		--curve-cells 100 --jobs 2 $(BENCH_SUPERNET_ARGS)
+
+# The design-tool experiments of docs/design.md: NLC vs trained error, normalisation, NEAR widths and
+# activations (resumable: every finished training is logged; rerun to go on). Hours on 2 cores.
+bench-design: setup
+	$(PY) scripts/bench_design.py --shared $(SHARED) --out bench_design --jobs 2 $(BENCH_DESIGN_ARGS)
 
 # Regenerates docs/results.md (resumable: scores go to the store; rerun to go on).
 # Pass e.g. REPRODUCE_ARGS="--minutes 60" to score for an hour and then write the results.

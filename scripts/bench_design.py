@@ -1,0 +1,382 @@
+"""The design-tool experiments of docs/design.md: are the papers' design claims true here?
+
+Stages (each resumable: every finished training is a line of OUT/<stage>.jsonl; rerun to go on):
+
+- ``nlc``: does the NLC at initialisation predict the trained test error? ``--archs`` random
+  networks (the generator below: MLP or CNN, depth, width, activation, BatchNorm, skip connections,
+  initialisation), each trained with the fixed recipe on ``--seeds`` seeds.
+- ``normalize``: networks of the ``nlc`` stage whose NLC lies above the band, normalised to the
+  registered target, trained with the same seeds (the same weights and data order); the control:
+  in-band networks softened the same way.
+- ``width``: NEAR's layer-size estimate against a width sweep trained to convergence, on MLP
+  settings.
+- ``activation``: NEAR's ranking of activation x initialisation pairs against trained accuracy.
+
+Data: the shared CIFAR-10 images, training split (5,085 images) to train and to measure the
+NLC / NEAR, test batch (1,017 images) to evaluate: never the same images.
+
+Recipe (every network, every stage): Adam, lr 1e-3 with a cosine schedule to 0, batch 128,
+``--epochs`` epochs (default 15), no weight decay, no augmentation, cross-entropy; one torch
+thread per job. The test error is that of the last epoch.
+
+    python scripts/bench_design.py --shared ../shared/data --out bench_design --stages nlc --jobs 2
+    python scripts/bench_design.py --shared ../shared/data --out bench_design --summary-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+STAGES = ("nlc", "normalize", "width", "activation")
+#: Registered before measuring (docs/design.md): the band's geometric centre, and the normalisation targets.
+NLC_STAR = math.sqrt(3.0)
+NORMALIZE_TARGET = 2.0
+CONTROL_FACTOR = 0.75  # in-band networks are softened to 0.75 x their NLC (staying >= 1.1)
+BAND = (1.0, 3.0)
+#: The random architecture generator (stage nlc).
+ACTS = ("relu", "tanh", "gelu", "selu", "sigmoid", "leaky_relu", "softplus", "elu")
+INIT_CHOICES = ("default", "kaiming_normal", "xavier_normal", "orthogonal")
+WIDTH_SETTINGS = {  # name: (model with W at the swept layer, swept layer)
+    "mlp1-relu": ("mlp(widths=W,act=relu)", 0),
+    "mlp2-relu": ("mlp(widths=W-256,act=relu)", 0),
+    "mlp1-tanh": ("mlp(widths=W,act=tanh)", 0),
+}
+SWEEP = (16, 32, 64, 128, 256, 512, 1024)
+ACT_SETTINGS = {"mlp2": "mlp(widths=256-256)", "cnn": "cnn(channels=16-32-64,blocks=1)"}
+ACT_PAIRS = (("relu", "tanh", "gelu", "sigmoid"), ("default", "xavier_normal", "kaiming_normal"))
+
+
+def random_architecture(rng: np.random.Generator) -> str:
+    """One draw of the stage-``nlc`` generator (a model spec of nas.design.models)."""
+    act = ACTS[rng.integers(len(ACTS))]
+    init = INIT_CHOICES[rng.integers(len(INIT_CHOICES))]
+    bn = bool(rng.integers(2))
+    skip = bool(rng.integers(2))
+    if rng.random() < 0.5:
+        depth = int(rng.choice([1, 2, 3, 4, 6, 8]))
+        width = int(rng.choice([64, 128, 256, 512]))
+        widths = "-".join([str(width)] * depth)
+        return f"mlp(widths={widths},act={act},bn={str(bn).lower()},skip={str(skip).lower()},init={init})"
+    base = int(rng.choice([8, 16]))
+    blocks = int(rng.choice([1, 2, 3]))
+    channels = f"{base}-{2 * base}-{4 * base}"
+    return (
+        f"cnn(channels={channels},blocks={blocks},act={act},bn={str(bn).lower()},skip={str(skip).lower()},init={init})"
+    )
+
+
+def data_dir(args) -> str:
+    return str(Path(args.shared) / "cifar10" / "cifar-10-batches-py")
+
+
+# -- training ------------------------------------------------------------------------------------------
+def train_and_test(model, train, test, epochs: int, seed: int, batch_size: int = 128) -> dict:
+    """The fixed recipe; returns the final train loss/accuracy and the test error (%)."""
+    import torch
+    import torch.nn.functional as F
+
+    (x, y), (xt, yt) = train, test
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    steps = epochs * math.ceil(len(x) / batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    history = []
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        total = correct = 0
+        loss_sum = 0.0
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            if len(idx) < 2:
+                continue
+            logits = model(x[idx])
+            loss = F.cross_entropy(logits, y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == y[idx]).sum())
+            total += len(idx)
+        history.append(loss_sum / total)
+    model.eval()
+    with torch.no_grad():
+        predicted = torch.cat([model(xt[i : i + 500]).argmax(1) for i in range(0, len(xt), 500)])
+    test_error = 100.0 * float((predicted != yt).float().mean())
+    finite = all(math.isfinite(v) for v in history)
+    return {
+        "train_loss": history[-1] if finite else None,
+        "train_acc": 100.0 * correct / max(total, 1),
+        "test_error": test_error,
+        "loss_curve": history,
+        "diverged": not finite,
+    }
+
+
+def _images(args):
+    from nas.data import load_images
+
+    train = load_images("cifar10", data_dir(args), "train")
+    test = load_images("cifar10", data_dir(args), "test")
+    return train, test
+
+
+def _probe(train, n: int = 256, seed: int = 0):
+    import torch
+
+    pick = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(seed))[:n]
+    return train[0][pick]
+
+
+def run_job(job: dict) -> dict:
+    """One training (and the zero-shot measurement of that network), by stage."""
+    import torch
+
+    from nas.design import network_nlc, normalize_nonlinearity, parse_model
+
+    torch.set_num_threads(1)
+    args = argparse.Namespace(**job["args"])
+    train, test = _images(args)
+    probe = _probe(train)
+    spec = parse_model(job["model"])
+    model = spec.build((3, 32, 32), 10, seed=job["seed"])
+    out = dict(job)
+    out.pop("args")
+    started = time.perf_counter()
+    if job.get("normalize"):
+        target = job["normalize"]
+        try:
+            model, result = normalize_nonlinearity(model, probe, target=target, pairs=256)
+        except Exception as err:  # unreachable target: recorded, not trained
+            out.update(error=f"{type(err).__name__}: {err}")
+            return out
+        out["alphas"] = result.alphas
+    out["nlc"] = network_nlc(model, probe, pairs=256)
+    out.update(train_and_test(model, train, test, args.epochs, job["seed"]))
+    out["seconds"] = time.perf_counter() - started
+    out["params"] = sum(p.numel() for p in model.parameters())
+    return out
+
+
+# -- job lists -------------------------------------------------------------------------------------------
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def key(job: dict) -> str:
+    return json.dumps({k: job.get(k) for k in ("stage", "model", "seed", "normalize")}, sort_keys=True)
+
+
+def jobs_for(stage: str, args, out: Path) -> list[dict]:
+    raw = vars(args)
+    if stage == "nlc":
+        rng = np.random.default_rng(2026)
+        models = [random_architecture(rng) for _ in range(args.archs)]
+        return [{"stage": stage, "model": m, "seed": s, "args": raw} for s in range(args.seeds) for m in models]
+    if stage == "normalize":
+        done = [r for r in read_log(out / "nlc.jsonl") if "test_error" in r]
+        by_model: dict[str, list[dict]] = {}
+        for r in done:
+            by_model.setdefault(r["model"], []).append(r)
+        jobs = []
+        for model, rows in by_model.items():
+            nlc = float(np.median([r["nlc"] for r in rows]))
+            if nlc > BAND[1]:
+                target = NORMALIZE_TARGET
+            elif 1.5 <= nlc <= BAND[1]:
+                target = max(1.1, CONTROL_FACTOR * nlc)
+            else:
+                continue
+            jobs += [
+                {"stage": stage, "model": model, "seed": r["seed"], "normalize": target, "args": raw} for r in rows
+            ]
+        return jobs
+    if stage == "width":
+        near = near_estimates(args, out)
+        jobs = []
+        for name, (pattern, _) in WIDTH_SETTINGS.items():
+            estimate = near[f"width:{name}"]["size"]
+            widths = [*SWEEP, *([round(estimate)] if 1 <= estimate <= 4096 else [])]
+            jobs += [
+                {"stage": stage, "setting": name, "model": pattern.replace("W", str(w)), "width": w, "seed": s,
+                 "args": raw}
+                for w in widths
+                for s in range(args.seeds)
+            ]  # fmt: skip
+        return jobs
+    if stage == "activation":
+        from nas.design import parse_model
+
+        near_estimates(args, out)
+        return [
+            {
+                "stage": stage,
+                "setting": name,
+                "model": parse_model(spec).with_params(act=a, init=i).text,
+                "act": a,
+                "init": i,
+                "seed": s,
+                "args": raw,
+            }
+            for name, spec in ACT_SETTINGS.items()
+            for a in ACT_PAIRS[0]
+            for i in ACT_PAIRS[1]
+            for s in range(args.seeds)
+        ]
+    raise ValueError(stage)
+
+
+def run_stage(stage: str, args, out: Path) -> None:
+    log = out / f"{stage}.jsonl"
+    finished = {key(r) for r in read_log(log)}
+    todo = [j for j in jobs_for(stage, args, out) if key(j) not in finished]
+    deadline = None if args.minutes is None else time.monotonic() + 60 * args.minutes
+    print(f"{stage}: {len(todo)} trainings to run ({len(finished)} done)", file=sys.stderr, flush=True)
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        pending: dict = {}
+        while todo or pending:
+            while todo and len(pending) < args.jobs and (deadline is None or time.monotonic() < deadline):
+                job = todo.pop(0)
+                pending[pool.submit(run_job, job)] = job
+            if not pending:
+                break
+            done = next(as_completed(pending))
+            pending.pop(done)
+            result = done.result()
+            with open(log, "a") as f:
+                f.write(json.dumps(result) + "\n")
+            print(
+                f"{stage}: {result['model']} seed {result['seed']}: error {result.get('test_error', '-')}, "
+                f"NLC {result.get('nlc', float('nan')):.3g} ({result.get('seconds', 0):.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+# -- the NEAR side (zero-shot, no training) ----------------------------------------------------------------
+def near_estimates(args, out: Path) -> dict:
+    """NEAR's width estimate per width setting and its ranking per activation setting (cached)."""
+    path = out / "near.json"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    import torch
+
+    from nas.design import model_layer_size, parse_model, rank_model_activations
+
+    torch.set_num_threads(args.jobs)
+    train, _ = _images(args)
+    for name, (pattern, layer) in WIDTH_SETTINGS.items():
+        if f"width:{name}" in cached:
+            continue
+        x = _probe(train, 1280, seed=0)
+        est = model_layer_size(parse_model(pattern.replace("W", "64")), layer, x, 10)
+        cached[f"width:{name}"] = {"size": est.size, "a": est.a, "b": est.b, "c": est.c, "sizes": est.sizes,
+                                   "relative": est.relative_scores}  # fmt: skip
+        path.write_text(json.dumps(cached, indent=1))
+    for name, spec in ACT_SETTINGS.items():
+        if f"activation:{name}" in cached:
+            continue
+        ranking = rank_model_activations(parse_model(spec), _probe(train, 256), 10, *ACT_PAIRS, repetitions=3)
+        cached[f"activation:{name}"] = [{"act": r.activation, "init": r.init, "near": r.score} for r in ranking]
+        path.write_text(json.dumps(cached, indent=1))
+    return cached
+
+
+# -- the summary ----------------------------------------------------------------------------------------------
+def summary(args, out: Path) -> dict:
+    from nas.stats import bootstrap_tau_ci, kendall_tau
+
+    result: dict = {"protocol": {k: v for k, v in vars(args).items() if k != "summary_only"}}
+    rows = [r for r in read_log(out / "nlc.jsonl") if r.get("test_error") is not None]
+    if rows:
+        by_model: dict[str, list[dict]] = {}
+        for r in rows:
+            by_model.setdefault(r["model"], []).append(r)
+        models = sorted(by_model)
+        nlc = np.array([np.median([r["nlc"] for r in by_model[m]]) for m in models])
+        err = np.array([np.mean([r["test_error"] for r in by_model[m]]) for m in models])
+        ok = np.isfinite(nlc) & np.isfinite(err)
+        distance = np.abs(np.log(nlc) - math.log(NLC_STAR))
+        bins = [(0, 1.5), (1.5, 3), (3, 10), (10, math.inf)]
+        result["nlc"] = {
+            "architectures": int(ok.sum()),
+            "trainings": len(rows),
+            "tau_distance_vs_error": kendall_tau(distance[ok], err[ok]),
+            "tau_distance_ci": bootstrap_tau_ci(distance[ok], err[ok], 1000, 0),
+            "tau_nlc_vs_error": kendall_tau(nlc[ok], err[ok]),
+            "tau_nlc_ci": bootstrap_tau_ci(nlc[ok], err[ok], 1000, 0),
+            "by_nlc": [
+                {
+                    "nlc": f"{lo:g}-{hi:g}",
+                    "n": int(((nlc >= lo) & (nlc < hi)).sum()),
+                    "median_error": float(np.median(err[(nlc >= lo) & (nlc < hi)]))
+                    if ((nlc >= lo) & (nlc < hi)).any()
+                    else None,
+                }
+                for lo, hi in bins
+            ],  # fmt: skip
+            "points": [{"model": m, "nlc": float(a), "error": float(b)} for m, a, b in zip(models, nlc, err)],
+        }
+    norm = [r for r in read_log(out / "normalize.jsonl") if r.get("test_error") is not None]
+    if norm and rows:
+        base = {(r["model"], r["seed"]): r for r in rows}
+        for group, test in (("above band", lambda n: n > BAND[1]), ("control (in band)", lambda n: n <= BAND[1])):
+            pairs = [
+                (base[(r["model"], r["seed"])]["test_error"], r["test_error"])
+                for r in norm
+                if (r["model"], r["seed"]) in base and test(base[(r["model"], r["seed"])]["nlc"])
+            ]
+            if not pairs:
+                continue
+            diffs = np.array([b - a for a, b in pairs])  # normalised minus original: < 0 helps
+            rng = np.random.default_rng(0)
+            boots = [rng.choice(diffs, len(diffs)).mean() for _ in range(2000)]
+            result.setdefault("normalize", {})[group] = {
+                "pairs": len(diffs),
+                "mean_difference": float(diffs.mean()),
+                "ci": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
+                "helped": int((diffs < 0).sum()),
+            }
+    return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--shared", required=True, help="the shared data folder (cifar10/)")
+    p.add_argument("--out", default="bench_design", help="results go here")
+    p.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages (default all, in order)")
+    p.add_argument("--archs", type=int, default=60, help="random architectures of the nlc stage (default 60)")
+    p.add_argument("--seeds", type=int, default=2, help="training seeds per network (default 2)")
+    p.add_argument("--epochs", type=int, default=15, help="training epochs of the fixed recipe (default 15)")
+    p.add_argument("--jobs", type=int, default=2, help="trainings at once, one torch thread each")
+    p.add_argument("--minutes", type=float, default=None, help="start no new training after this long")
+    p.add_argument("--summary-only", action="store_true")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        p.error(f"unknown stage(s) {unknown}; expected {list(STAGES)}")
+    if not args.summary_only:
+        for stage in stages:
+            run_stage(stage, args, out)
+    result = summary(args, out)
+    (out / "summary.json").write_text(json.dumps(result, indent=1, default=float))
+    print(json.dumps({k: v for k, v in result.items() if k != "protocol"}, indent=1, default=float)[:6000])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
