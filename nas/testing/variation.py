@@ -30,7 +30,7 @@ SETTINGS: dict[str, dict[str, str]] = {
 _WORKER = r"""
 import json, os, sys, torch
 from nas.data import parse_data_arg
-from nas.proxies import get_proxy
+from nas.proxies import get_proxy, parse_proxy_spec
 from nas.scoring import Scorer
 from nas.searchspaces import get_space
 
@@ -40,7 +40,8 @@ inputs = parse_data_arg(job["data"], batch_size=64, seed=0)
 out = {}
 for space_name, cells in job["cells"].items():
     space = get_space(space_name)
-    scorer = Scorer(space, [get_proxy(p) for p in job["proxies"]], inputs, seed=0)
+    proxies = [get_proxy(name, **params) for name, params in parse_proxy_spec(",".join(job["proxies"]))]
+    scorer = Scorer(space, proxies, inputs, seed=0)
     for text in cells:
         arch = space.resolve(text)
         for label, result in scorer.score(arch).items():
