@@ -36,7 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-STAGES = ("nlc", "normalize", "width", "activation")
+STAGES = ("nlc", "nlc-wide", "chaotic", "normalize", "width", "activation")
+#: The stages whose trainings are original networks (experiment 1's points).
+ORIGINALS = ("nlc", "nlc-wide", "chaotic")
 #: Registered before measuring (docs/design.md): the band's geometric centre, and the normalisation targets.
 NLC_STAR = math.sqrt(3.0)
 NORMALIZE_TARGET = 2.0
@@ -72,6 +74,53 @@ def random_architecture(rng: np.random.Generator) -> str:
     return (
         f"cnn(channels={channels},blocks={blocks},act={act},bn={str(bn).lower()},skip={str(skip).lower()},init={init})"
     )
+
+
+def wide_architecture(rng: np.random.Generator) -> str:
+    """One draw of the ``nlc-wide`` generator (amendment of experiment 1): deeper networks and a
+    weight scale ``gain``, so that the NLC range is wider than generator A's (1 to 3 on these images)."""
+    act = ACTS[rng.integers(len(ACTS))]
+    init = ("kaiming_normal", "orthogonal", "xavier_normal")[rng.integers(3)]
+    gain = float(rng.choice([1.0, 1.5, 2.0, 3.0, 4.0]))
+    flags = f"bn={str(bool(rng.integers(2))).lower()},skip={str(bool(rng.integers(2))).lower()}"
+    if rng.random() < 0.5:
+        widths = "-".join([str(int(rng.choice([128, 256, 512])))] * int(rng.choice([4, 6, 8, 12])))
+        return f"mlp(widths={widths},act={act},{flags},init={init},gain={gain:g})"
+    base = int(rng.choice([8, 16]))
+    blocks = int(rng.choice([2, 3]))
+    return f"cnn(channels={base}-{2 * base}-{4 * base},blocks={blocks},act={act},{flags},init={init},gain={gain:g})"
+
+
+def chaotic_architecture(rng: np.random.Generator) -> str:
+    """One draw of the ``chaotic`` generator (experiment 2's networks above the band): no
+    BatchNorm, no skip connections, large weight scales; kept only if NLC > 3 at initialisation."""
+    act = ("tanh", "selu", "gelu", "elu", "relu", "softplus")[rng.integers(6)]
+    init = ("kaiming_normal", "orthogonal")[rng.integers(2)]
+    gain = float(rng.choice([2.0, 3.0, 4.0, 6.0]))
+    if rng.random() < 0.5:
+        widths = "-".join([str(int(rng.choice([128, 256, 512])))] * int(rng.choice([4, 6, 8])))
+        return f"mlp(widths={widths},act={act},bn=false,skip=false,init={init},gain={gain:g})"
+    base = int(rng.choice([8, 16]))
+    blocks = int(rng.choice([2, 3]))
+    plain = f"bn=false,skip=false,init={init},gain={gain:g}"
+    return f"cnn(channels={base}-{2 * base}-{4 * base},blocks={blocks},act={act},{plain})"
+
+
+def chaotic_set(train, wanted: int = 20, tries: int = 200) -> list[str]:
+    """The first ``wanted`` draws of :func:`chaotic_architecture` (seed 2028) whose NLC at
+    initialisation (seed 0, the 256 probe images) is above the band."""
+    from nas.design import network_nlc, parse_model
+
+    rng = np.random.default_rng(2028)
+    probe = _probe(train)
+    chosen: list[str] = []
+    for _ in range(tries):
+        spec = chaotic_architecture(rng)
+        if spec not in chosen and network_nlc(parse_model(spec).build((3, 32, 32), 10, seed=0), probe) > BAND[1]:
+            chosen.append(spec)
+        if len(chosen) == wanted:
+            break
+    return chosen
 
 
 def data_dir(args) -> str:
@@ -173,6 +222,16 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def originals(out: Path) -> dict[str, list[dict]]:
+    """Every trained original network (the stages of :data:`ORIGINALS`), by model: its seeds' rows."""
+    by_model: dict[str, list[dict]] = {}
+    for stage in ORIGINALS:
+        for r in read_log(out / f"{stage}.jsonl"):
+            if r.get("test_error") is not None:
+                by_model.setdefault(r["model"], []).append(r)
+    return by_model
+
+
 def key(job: dict) -> str:
     return json.dumps({k: job.get(k) for k in ("stage", "model", "seed", "normalize")}, sort_keys=True)
 
@@ -183,13 +242,19 @@ def jobs_for(stage: str, args, out: Path) -> list[dict]:
         rng = np.random.default_rng(2026)
         models = [random_architecture(rng) for _ in range(args.archs)]
         return [{"stage": stage, "model": m, "seed": s, "args": raw} for s in range(args.seeds) for m in models]
+    if stage == "nlc-wide":
+        rng = np.random.default_rng(2027)
+        models = [wide_architecture(rng) for _ in range(args.wide_archs)]
+        return [{"stage": stage, "model": m, "seed": s, "args": raw} for s in range(args.seeds) for m in models]
+    if stage == "chaotic":
+        import torch
+
+        torch.set_num_threads(1)
+        models = chaotic_set(_images(args)[0], args.chaotic_archs)
+        return [{"stage": stage, "model": m, "seed": s, "args": raw} for s in range(args.seeds) for m in models]
     if stage == "normalize":
-        done = [r for r in read_log(out / "nlc.jsonl") if "test_error" in r]
-        by_model: dict[str, list[dict]] = {}
-        for r in done:
-            by_model.setdefault(r["model"], []).append(r)
         jobs = []
-        for model, rows in by_model.items():
+        for model, rows in originals(out).items():
             nlc = float(np.median([r["nlc"] for r in rows]))
             if nlc > BAND[1]:
                 target = NORMALIZE_TARGET
@@ -292,48 +357,53 @@ def near_estimates(args, out: Path) -> dict:
 
 
 # -- the summary ----------------------------------------------------------------------------------------------
+def nlc_figures(by_model: dict[str, list[dict]], kendall_tau, bootstrap_tau_ci) -> dict:
+    """Experiment 1's statistics over the trained original networks (mean error over seeds,
+    median NLC over seeds)."""
+    models = sorted(by_model)
+    nlc = np.array([np.median([r["nlc"] for r in by_model[m]]) for m in models])
+    err = np.array([np.mean([r["test_error"] for r in by_model[m]]) for m in models])
+    ok = np.isfinite(nlc) & np.isfinite(err) & (nlc > 0)
+    distance = np.abs(np.log(np.where(nlc > 0, nlc, 1.0)) - math.log(NLC_STAR))
+    bins = [(0, 1.5), (1.5, 3), (3, 10), (10, math.inf)]
+
+    def band(lo: float, hi: float) -> dict:
+        inside = ok & (nlc >= lo) & (nlc < hi)
+        return {"nlc": f"{lo:g}-{hi:g}", "n": int(inside.sum()),
+                "median_error": float(np.median(err[inside])) if inside.any() else None}  # fmt: skip
+
+    return {
+        "architectures": int(ok.sum()),
+        "trainings": sum(len(v) for v in by_model.values()),
+        "tau_distance_vs_error": kendall_tau(distance[ok], err[ok]),
+        "tau_distance_ci": bootstrap_tau_ci(distance[ok], err[ok], 1000, 0),
+        "tau_nlc_vs_error": kendall_tau(nlc[ok], err[ok]),
+        "tau_nlc_ci": bootstrap_tau_ci(nlc[ok], err[ok], 1000, 0),
+        "by_nlc": [band(lo, hi) for lo, hi in bins],
+        "points": [
+            {"model": m, "stage": by_model[m][0]["stage"], "nlc": float(a), "error": float(b)}
+            for m, a, b in zip(models, nlc, err)
+        ],
+    }
+
+
 def summary(args, out: Path) -> dict:
     from nas.stats import bootstrap_tau_ci, kendall_tau
 
     result: dict = {"protocol": {k: v for k, v in vars(args).items() if k != "summary_only"}}
-    rows = [r for r in read_log(out / "nlc.jsonl") if r.get("test_error") is not None]
-    if rows:
-        by_model: dict[str, list[dict]] = {}
-        for r in rows:
-            by_model.setdefault(r["model"], []).append(r)
-        models = sorted(by_model)
-        nlc = np.array([np.median([r["nlc"] for r in by_model[m]]) for m in models])
-        err = np.array([np.mean([r["test_error"] for r in by_model[m]]) for m in models])
-        ok = np.isfinite(nlc) & np.isfinite(err)
-        distance = np.abs(np.log(nlc) - math.log(NLC_STAR))
-        bins = [(0, 1.5), (1.5, 3), (3, 10), (10, math.inf)]
-        result["nlc"] = {
-            "architectures": int(ok.sum()),
-            "trainings": len(rows),
-            "tau_distance_vs_error": kendall_tau(distance[ok], err[ok]),
-            "tau_distance_ci": bootstrap_tau_ci(distance[ok], err[ok], 1000, 0),
-            "tau_nlc_vs_error": kendall_tau(nlc[ok], err[ok]),
-            "tau_nlc_ci": bootstrap_tau_ci(nlc[ok], err[ok], 1000, 0),
-            "by_nlc": [
-                {
-                    "nlc": f"{lo:g}-{hi:g}",
-                    "n": int(((nlc >= lo) & (nlc < hi)).sum()),
-                    "median_error": float(np.median(err[(nlc >= lo) & (nlc < hi)]))
-                    if ((nlc >= lo) & (nlc < hi)).any()
-                    else None,
-                }
-                for lo, hi in bins
-            ],  # fmt: skip
-            "points": [{"model": m, "nlc": float(a), "error": float(b)} for m, a, b in zip(models, nlc, err)],
-        }
+    every = originals(out)
+    registered = {m: rs for m, rs in every.items() if rs[0]["stage"] == "nlc"}
+    for name, by_model in (("nlc", registered), ("nlc_pooled", every)):
+        if by_model:
+            result[name] = nlc_figures(by_model, kendall_tau, bootstrap_tau_ci)
     norm = [r for r in read_log(out / "normalize.jsonl") if r.get("test_error") is not None]
-    if norm and rows:
-        base = {(r["model"], r["seed"]): r for r in rows}
+    base = {(r["model"], r["seed"]): r for rs in every.values() for r in rs}
+    if norm:
         for group, test in (("above band", lambda n: n > BAND[1]), ("control (in band)", lambda n: n <= BAND[1])):
             pairs = [
                 (base[(r["model"], r["seed"])]["test_error"], r["test_error"])
                 for r in norm
-                if (r["model"], r["seed"]) in base and test(base[(r["model"], r["seed"])]["nlc"])
+                if (r["model"], r["seed"]) in base and test(float(np.median([o["nlc"] for o in every[r["model"]]])))
             ]
             if not pairs:
                 continue
@@ -346,7 +416,91 @@ def summary(args, out: Path) -> dict:
                 "ci": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
                 "helped": int((diffs < 0).sum()),
             }
+    widths = [r for r in read_log(out / "width.jsonl") if r.get("test_error") is not None]
+    near_path = out / "near.json"
+    near = json.loads(near_path.read_text()) if near_path.exists() else {}
+    for name in WIDTH_SETTINGS:
+        rows_w = [r for r in widths if r["setting"] == name]
+        estimate = near.get(f"width:{name}", {}).get("size")
+        if not rows_w or estimate is None:
+            continue
+        by_width: dict[int, list[dict]] = {}
+        for r in rows_w:
+            by_width.setdefault(int(r["width"]), []).append(r)
+        acc = {w: 100.0 - float(np.mean([r["test_error"] for r in rs])) for w, rs in by_width.items()}
+        params = {w: rs[0]["params"] for w, rs in by_width.items()}
+        swept = [w for w in acc if w in SWEEP]
+        best = max(swept, key=lambda w: acc[w])
+        chosen = round(estimate) if round(estimate) in acc else None
+        entry = {
+            "estimate": estimate,
+            "accuracy_by_width": {str(w): acc[w] for w in sorted(acc)},
+            "best_swept_width": best,
+            "best_accuracy": acc[best],
+        }
+        if chosen is not None:
+            entry.update(
+                estimated_width_accuracy=acc[chosen],
+                accuracy_ratio=acc[chosen] / acc[best],
+                params_ratio=params[chosen] / params[best],
+                passes=acc[chosen] >= 0.98 * acc[best] and params[chosen] <= 0.5 * params[best],
+            )
+        result.setdefault("width", {})[name] = entry
+    acts = [r for r in read_log(out / "activation.jsonl") if r.get("test_error") is not None]
+    for name in ACT_SETTINGS:
+        ranking = near.get(f"activation:{name}")
+        rows_a = [r for r in acts if r["setting"] == name]
+        if not ranking or not rows_a:
+            continue
+        trained: dict[tuple[str, str], list[float]] = {}
+        for r in rows_a:
+            trained.setdefault((r["act"], r["init"]), []).append(100.0 - r["test_error"])
+        pairs = [
+            (p["near"], float(np.mean(trained[(p["act"], p["init"])])))
+            for p in ranking
+            if (p["act"], p["init"]) in trained
+        ]
+        if len(pairs) < 3:
+            continue
+        scores, accs = np.array(pairs).T
+        top = ranking[0]
+        best_acc = float(accs.max())
+        top_acc = float(np.mean(trained.get((top["act"], top["init"]), [math.nan])))
+        result.setdefault("activation", {})[name] = {
+            "pairs": len(pairs),
+            "tau": kendall_tau(scores, accs),
+            "near_top": f"{top['act']}+{top['init']}",
+            "near_top_accuracy": top_acc,
+            "best_accuracy": best_acc,
+            "top_within_1_point": best_acc - top_acc <= 1.0,
+            "table": [{"act": p["act"], "init": p["init"], "near": p["near"],
+                       "accuracy": float(np.mean(trained[(p["act"], p["init"])]))}
+                      for p in ranking if (p["act"], p["init"]) in trained],
+        }  # fmt: skip
     return result
+
+
+def plot_nlc(figures: dict, path: Path) -> None:
+    """Test error against the NLC at initialisation (experiment 1), the band shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = figures["points"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.axvspan(*BAND, color="tab:green", alpha=0.12, label="band 1-3")
+    for family, marker in (("mlp", "o"), ("cnn", "s")):
+        pts = [p for p in points if p["model"].startswith(family)]
+        ax.scatter([p["nlc"] for p in pts], [p["error"] for p in pts], marker=marker, label=family, alpha=0.7)
+    ax.set_xscale("log")
+    ax.set_xlabel("NLC at initialisation (256 training images)")
+    ax.set_ylabel("test error after training (%)")
+    ax.set_title(f"{len(points)} random architectures, CIFAR-10 (5,085 training images)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -357,6 +511,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="bench_design", help="results go here")
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages (default all, in order)")
     p.add_argument("--archs", type=int, default=60, help="random architectures of the nlc stage (default 60)")
+    p.add_argument("--wide-archs", type=int, default=40, help="architectures of the nlc-wide stage (default 40)")
+    p.add_argument("--chaotic-archs", type=int, default=20, help="networks above the band, chaotic stage (default 20)")
     p.add_argument("--seeds", type=int, default=2, help="training seeds per network (default 2)")
     p.add_argument("--epochs", type=int, default=15, help="training epochs of the fixed recipe (default 15)")
     p.add_argument("--jobs", type=int, default=2, help="trainings at once, one torch thread each")
@@ -374,6 +530,8 @@ def main(argv=None) -> int:
             run_stage(stage, args, out)
     result = summary(args, out)
     (out / "summary.json").write_text(json.dumps(result, indent=1, default=float))
+    if "nlc_pooled" in result:
+        plot_nlc(result["nlc_pooled"], out / "nlc_vs_error.png")
     print(json.dumps({k: v for k, v in result.items() if k != "protocol"}, indent=1, default=float)[:6000])
     return 0
 

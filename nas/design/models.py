@@ -3,7 +3,7 @@
 A model is named by one string, so that a command line, a saved result and a training script all
 rebuild the same network:
 
-- ``mlp(widths=256-256,act=relu,bn=false,skip=false,init=default)``: a multilayer perceptron on
+- ``mlp(widths=256-256,act=relu,bn=false,skip=false,init=default,gain=1)``: a multilayer perceptron on
   the flattened input, one hidden layer per width (``Linear [BatchNorm1d] act``), a linear head.
   ``skip=true`` adds the identity around every hidden layer whose input and output widths agree.
 - ``cnn(channels=16-32-64,blocks=1,act=relu,bn=true,skip=false,init=default)``: ``blocks``
@@ -17,7 +17,8 @@ rebuild the same network:
   would).
 
 ``act`` is one of :data:`ACTIVATIONS`, ``init`` one of :data:`INITS` (applied to every linear and
-convolution weight; biases zero). The input shape and the number of classes come from the data.
+convolution weight; biases zero), ``gain`` a factor on those weights after it (default 1). The
+input shape and the number of classes come from the data.
 """
 
 from __future__ import annotations
@@ -134,17 +135,20 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-def init_weights(model: nn.Module, init: str) -> nn.Module:
-    """Apply :data:`INITS`[``init``] to every linear and convolution weight (biases zero)."""
+def init_weights(model: nn.Module, init: str, gain: float = 1.0) -> nn.Module:
+    """Apply :data:`INITS`[``init``] to every linear and convolution weight (biases zero), then
+    multiply the weights by ``gain`` (the weight scale: > 1 drives saturating or deep networks
+    towards chaos, the regime of large NLC)."""
     fn = INITS[_choice(init, "init", INITS)]
-    if fn is None:
-        return model
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
-                fn(m.weight)
-                if m.bias is not None:
-                    m.bias.zero_()
+                if fn is not None:
+                    fn(m.weight)
+                    if m.bias is not None:
+                        m.bias.zero_()
+                if gain != 1.0:
+                    m.weight.mul_(float(gain))
     return model
 
 
@@ -156,6 +160,7 @@ def mlp(
     bn: bool = False,
     skip: bool = False,
     init: str = "default",
+    gain: float = 1.0,
 ) -> nn.Module:
     """The ``mlp`` family (see the module docstring); the first module flattens the input."""
     make = ACTIVATIONS[_choice(act, "act", ACTIVATIONS)]
@@ -166,7 +171,7 @@ def mlp(
         layers.append(Residual(body) if skip and prev == width else body)
         prev = width
     layers.append(nn.Linear(prev, int(num_classes)))
-    return init_weights(nn.Sequential(*layers), init)
+    return init_weights(nn.Sequential(*layers), init, gain)
 
 
 def cnn(
@@ -178,6 +183,7 @@ def cnn(
     bn: bool = True,
     skip: bool = False,
     init: str = "default",
+    gain: float = 1.0,
 ) -> nn.Module:
     """The ``cnn`` family (see the module docstring)."""
     make = ACTIVATIONS[_choice(act, "act", ACTIVATIONS)]
@@ -194,7 +200,7 @@ def cnn(
             layers.append(Residual(body) if skip and stride == 1 and prev == width else body)
             prev = width
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(prev, int(num_classes))]
-    return init_weights(nn.Sequential(*layers), init)
+    return init_weights(nn.Sequential(*layers), init, gain)
 
 
 @dataclass(frozen=True)
@@ -231,10 +237,8 @@ class ModelSpec:
             self._family_kwargs(params)  # one-line errors now, not at build time
 
     def _family_kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
-        allowed = {
-            "mlp": {"widths", "act", "bn", "skip", "init"},
-            "cnn": {"channels", "blocks", "act", "bn", "skip", "init"},
-        }
+        common = {"act", "bn", "skip", "init", "gain"}
+        allowed = {"mlp": {"widths", *common}, "cnn": {"channels", "blocks", *common}}
         unknown = set(params) - allowed[self.kind]
         if unknown:
             raise NasError(
@@ -248,6 +252,13 @@ class ModelSpec:
                 out[key] = _bool(value, key)
             elif key == "blocks":
                 out[key] = int(value)
+            elif key == "gain":
+                try:
+                    out[key] = float(value)
+                except ValueError:
+                    raise NasError(f"gain={value!r}: expected a number") from None
+                if not out[key] > 0:
+                    raise NasError(f"gain={value!r}: expected a positive number")
             elif key == "act":
                 out[key] = _choice(value, key, ACTIVATIONS)
             else:
