@@ -77,6 +77,7 @@ def score(
     store: str | None = None,
     device: str | None = None,
     progress: bool = False,
+    cluster: str | None = None,
 ) -> ScoreTable:
     """Score architectures of ``space`` with ``proxies`` through the score store.
 
@@ -90,6 +91,8 @@ def score(
     data: ``"gaussian"``, ``"cifar10:DIR"``, ``"cifar100:DIR"``, ``"npz:FILE"`` or an InputSpec;
         ``input_dataset`` gives the shape and classes of gaussian/npz inputs (default cifar10).
     workers, threads: processes, and torch threads per process (None: torch's default).
+    cluster: ``"local"`` (a Dask cluster of ``workers`` processes) or a Dask scheduler address
+        (``"tcp://HOST:8786"``) to score on (``pip install 'zcnas[cluster]'``); None: processes.
     store: the score store URL (default ``sqlite:///$NAS_HOME/scores.db``).
     device: where networks run (``"cpu"``, ``"cuda"``, ``"mps"``; None: CUDA when present).
 
@@ -115,7 +118,17 @@ def score(
     )
     _ = scorer.batch  # read the inputs now: bad data fails before any work starts
     start = time.perf_counter()
-    results = score_many(scorer, chosen, ScoreStore(store), workers=workers, progress=progress, threads=threads)
+    from nas.cluster import parse_cluster
+
+    results = score_many(
+        scorer,
+        chosen,
+        ScoreStore(store),
+        workers=workers,
+        progress=progress,
+        threads=threads,
+        cluster=parse_cluster(cluster),
+    )
     return score_table(scorer, chosen, results, time.perf_counter() - start)
 
 

@@ -20,6 +20,7 @@ from nas.errors import NasError
 EXTRAS = {
     "official": "the benchmarks' official files: NATS-Bench directories, NB201 .pth, NB101 TFRecord checksums",
     "postgres": "score stores and studies on a PostgreSQL server (many hosts)",
+    "cluster": "scoring on a Dask cluster (--cluster local|tcp://HOST:8786)",
 }
 
 

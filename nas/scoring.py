@@ -230,9 +230,13 @@ def score_many(
     progress: bool = False,
     threads: int | None = 1,
     deadline: float | None = None,
+    cluster: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Score every (architecture, proxy) pair the store lacks, in ``workers`` processes, and
     return all scores keyed by proxy label then arch key (stored ones included).
+
+    ``cluster``: ``"local"`` (a Dask cluster of ``workers`` processes) or a Dask scheduler's
+    address (``tcp://HOST:8786``) scores on that cluster instead (:mod:`nas.cluster`).
 
     ``deadline`` (a ``time.monotonic()`` value) stops scoring once passed: what is stored by
     then is returned, and a later call with the same store goes on from there.
@@ -258,7 +262,23 @@ def score_many(
     if threads:
         torch.set_num_threads(threads)
     try:
-        if workers <= 1 or len(tasks) <= 1:
+        if cluster and tasks:
+            from nas.cluster import score_on_cluster
+
+            setup = (
+                space.name,
+                [(p.name, p.params) for p in scorer.proxies],
+                scorer.inputs,
+                scorer.seed,
+                scorer.num_classes,
+                store.url,
+                scorer.device,
+            )
+            score_on_cluster(
+                tasks, setup, cluster, workers=workers, threads=threads or previous_threads, deadline=deadline,
+                on_done=bar.update if bar else None,
+            )  # fmt: skip
+        elif workers <= 1 or len(tasks) <= 1:
             for text, which in tasks:
                 if deadline is not None and time.monotonic() > deadline:
                     break

@@ -61,16 +61,27 @@ StoredScore: TypeAlias = Score
 ScoreRow: TypeAlias = Score
 
 
+def _absolute(url: str) -> str:
+    """A SQLite URL with an absolute path (``~`` expanded), so that every process, and every
+    worker of a cluster, opens the same file whatever its working directory."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == prefix + ":memory:":
+        return url
+    from pathlib import Path
+
+    return prefix + str(Path(url[len(prefix) :]).expanduser().resolve())
+
+
 class ScoreStore:
     """A store of proxy scores at one URL (see module docstring)."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = url or default_store_url()
+        self.url = _absolute(url or default_store_url())
         self._machines_written: set[str | None] = set()
         if self.url.startswith("sqlite:///"):
             from pathlib import Path
 
-            Path(self.url[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(self.url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         try:
             kwargs: dict[str, Any] = {}
             if self.url.startswith("sqlite"):

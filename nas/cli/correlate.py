@@ -142,8 +142,16 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     start = time.perf_counter()
+    from nas.cluster import parse_cluster
+
     results = score_many(
-        scorer, archs, store, workers=args.workers, progress=not args.quiet, threads=args.threads or None
+        scorer,
+        archs,
+        store,
+        workers=args.workers,
+        progress=not args.quiet,
+        threads=args.threads or None,
+        cluster=parse_cluster(args.cluster),
     )
     scoring_seconds = time.perf_counter() - start
     extra: dict[str, Any] = {

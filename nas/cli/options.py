@@ -101,8 +101,11 @@ def add_inputs(p: argparse.ArgumentParser, *, score_seed_default: str) -> None:
     )
 
 
-def add_run(p: argparse.ArgumentParser, workers_help: str = "worker processes (default 1)") -> None:
-    """``--workers``, ``--threads``, ``--store``, ``--device``."""
+def add_run(
+    p: argparse.ArgumentParser, workers_help: str = "worker processes (default 1)", cluster: bool = True
+) -> None:
+    """``--workers``, ``--threads``, ``--store``, ``--device`` (and ``--cluster`` where scores are
+    computed in bulk)."""
     p.add_argument("--workers", type=int, default=1, help=workers_help)
     p.add_argument(
         "--threads",
@@ -111,6 +114,12 @@ def add_run(p: argparse.ArgumentParser, workers_help: str = "worker processes (d
         help="torch threads per process (default 1: fastest for these small networks; 0 = torch's default)",
     )
     p.add_argument("--store", help="score store URL (default sqlite:///$NAS_HOME/scores.db)")
+    if cluster:
+        p.add_argument(
+            "--cluster",
+            help="score on Dask: 'local' (a local cluster of --workers processes) or a scheduler address "
+            "tcp://HOST:8786 (default: plain processes)",
+        )
     add_device(p)
 
 

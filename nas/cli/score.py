@@ -60,6 +60,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         store=args.store,
         device=device,
         progress=not args.quiet,
+        cluster=args.cluster,
     )
     rows = table.rows()
     if args.out:

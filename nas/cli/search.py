@@ -70,7 +70,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--study", help="study name (default: derived from the settings, so reruns continue)")
     add_inputs(p, score_seed_default="0, so that searches with other --seed share scores")
     p.add_argument("--dataset", dest="input_dataset", action=Deprecated, new="--input-dataset", help=argparse.SUPPRESS)
-    add_run(p, "worker processes on this study (default 1)")
+    add_run(p, "worker processes on this study (default 1)", cluster=False)
     p.add_argument(
         "--max-repeats",
         type=int,

@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     parser.add_argument("--shared", default=str(root.parent / "shared" / "data"), help="the shared data folder")
     parser.add_argument("--store", help="score store URL (default sqlite:///$NAS_HOME/scores.db)")
     parser.add_argument("--workers", type=int, default=2, help="scoring processes (default 2)")
+    parser.add_argument(
+        "--cluster", help="score on Dask: 'local' (--workers processes) or a scheduler address tcp://HOST:8786"
+    )
     parser.add_argument("--minutes", type=float, help="stop scoring after this many minutes, then write results")
     parser.add_argument("--stages", help="comma-separated stage names to score (default: all, in order)")
     parser.add_argument(
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of tau (default 1000)")
     args = parser.parse_args(argv)
 
+    from nas.cluster import parse_cluster
     from nas.data import parse_data_arg
     from nas.errors import NasError
     from nas.paths import nas_home
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     if not args.no_score:
         deadline = started + 60 * args.minutes if args.minutes else None
         try:
-            score_stages(plan_to_score, inputs, store, args.workers, deadline)
+            score_stages(plan_to_score, inputs, store, args.workers, deadline, parse_cluster(args.cluster))
         except NasError as err:  # e.g. a worker killed for memory: what was scored is stored
             print(f"reproduce: error: {err}", file=sys.stderr)
             return 2

@@ -191,7 +191,9 @@ def stage_scorer(stage: Stage, inputs):
     return Scorer(get_space(stage.space_name), [get_proxy(p) for p in stage.proxies], stage.inputs(inputs), seed=0)
 
 
-def score_stages(todo: list[Stage], inputs, store, workers: int, deadline: float | None) -> None:
+def score_stages(
+    todo: list[Stage], inputs, store, workers: int, deadline: float | None, cluster: str | None = None
+) -> None:
     from nas.scoring import score_many
 
     for stage in todo:
@@ -213,4 +215,5 @@ def score_stages(todo: list[Stage], inputs, store, workers: int, deadline: float
                 workers=min(workers, stage.max_workers or workers),
                 progress=True,
                 deadline=deadline,
+                cluster=None if stage.max_workers == 1 else cluster,  # a one-process stage stays local
             )
