@@ -142,11 +142,11 @@ def pairing_rounds(n: int, pairs: int, seed: int = 0) -> list[torch.Tensor]:
     return out
 
 
-def nlc_terms(
-    model: nn.Module, inputs: torch.Tensor, pairs: int = 64, bn: str = "eval", seed: int = 0
-) -> tuple[float, float, int]:
-    """``(numerator, denominator, pairs_used)`` of NLC^2 on the batch ``inputs`` (N x ...):
-    the mean of ||J(x_i)(x_j - x_bar)||^2 over the pairs, and tr(Cov_f) (both float64)."""
+def prepared(
+    model: nn.Module, inputs: torch.Tensor, pairs: int, bn: str
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The checked settings' private copy of ``model`` under the BatchNorm policy ``bn``, the
+    inputs in its dtype and device, and the inputs centred on their mean (the directions)."""
     if bn not in BN_MODES:
         raise NasError(f"nlc: bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
     n = int(inputs.shape[0])
@@ -154,18 +154,26 @@ def nlc_terms(
         raise NasError(f"nlc needs at least 2 inputs (a covariance), got {n}")
     if int(pairs) < 1:
         raise NasError(f"nlc: pairs must be positive, got {pairs}")
-    rounds = min(n, math.ceil(int(pairs) / n))
-
     net = copy.deepcopy(model)
     dtype, device = model_dtype(net), model_device(net)
     x = inputs.detach().to(device=device, dtype=dtype)
     centred = (x.double() - x.double().mean(0, keepdim=True)).to(dtype)
-
     if bn == "eval":
         freeze_batchnorm(net, x)
     else:
         batch_statistics_only(net)
+    return net, x, centred
 
+
+def nlc_terms(
+    model: nn.Module, inputs: torch.Tensor, pairs: int = 64, bn: str = "eval", seed: int = 0
+) -> tuple[float, float, int]:
+    """``(numerator, denominator, pairs_used)`` of NLC^2 on the batch ``inputs`` (N x ...):
+    the mean of ||J(x_i)(x_j - x_bar)||^2 over the pairs, and tr(Cov_f) (both float64)."""
+    net, x, centred = prepared(model, inputs, pairs, bn)
+    n = int(x.shape[0])
+    rounds = min(n, math.ceil(int(pairs) / n))
+    device = x.device
     numerator = 0.0
     logits = None
     with torch.no_grad():  # forward-mode AD works without the autograd graph

@@ -35,7 +35,6 @@ keeps batch statistics. The caller's model is never changed (a deep copy is meas
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -46,7 +45,7 @@ import torch.autograd.forward_ad as fwad
 from torch import nn
 
 from nas.errors import NasError
-from nas.proxies.nlc import BN_MODES, batch_statistics_only, freeze_batchnorm, model_device, model_dtype, pairing_rounds
+from nas.proxies.nlc import pairing_rounds, prepared
 
 #: Right-sized NLC (Philipp): networks well outside it train worse (docs/design.md measures it here).
 BAND = (1.0, 3.0)
@@ -217,24 +216,10 @@ def layer_nlc(
     the batch (N*N pairs: exact on the batch); ``bn``: "eval" or "train" (module docstring);
     ``layers``: "activations" or "all"; ``bootstrap``: resamples for the standard errors (0: none).
     """
-    if bn not in BN_MODES:
-        raise NasError(f"nlc: bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
     if layers not in LAYER_CHOICES:
         raise NasError(f"nlc: layers must be one of {', '.join(LAYER_CHOICES)}, got {layers!r}")
-    n = int(inputs.shape[0])
-    if n < 2:
-        raise NasError(f"nlc needs at least 2 inputs (a covariance), got {n}")
-    if int(pairs) < 1:
-        raise NasError(f"nlc: pairs must be positive, got {pairs}")
-
-    net = copy.deepcopy(model)
-    dtype, device = model_dtype(net), model_device(net)
-    x = inputs.detach().to(device=device, dtype=dtype)
-    centred = (x.double() - x.double().mean(0, keepdim=True)).to(dtype)
-    if bn == "eval":
-        freeze_batchnorm(net, x)
-    else:
-        batch_statistics_only(net)
+    net, x, centred = prepared(model, inputs, pairs, bn)
+    n, device = int(x.shape[0]), x.device
 
     def tapped(module: nn.Module) -> bool:
         if layers == "none":
