@@ -62,6 +62,22 @@ def bootstrap_tau_ci(
     return float(low), float(high)
 
 
+def paired_tau_difference(
+    a: np.ndarray, b: np.ndarray, accuracies: np.ndarray, resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """``tau(a) - tau(b)`` against the same accuracies, and its paired percentile bootstrap
+    interval (each resample draws architectures once for both scores)."""
+    a, b, accuracies = np.asarray(a), np.asarray(b), np.asarray(accuracies)
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(resamples)
+    for i in range(resamples):
+        pick = rng.integers(0, len(accuracies), len(accuracies))
+        diffs[i] = kendall_tau(a[pick], accuracies[pick]) - kendall_tau(b[pick], accuracies[pick])
+    alpha = (1.0 - level) / 2.0
+    low, high = np.nanquantile(diffs, [alpha, 1.0 - alpha])
+    return kendall_tau(a, accuracies) - kendall_tau(b, accuracies), float(low), float(high)
+
+
 @dataclass
 class Cleaned:
     scores: np.ndarray

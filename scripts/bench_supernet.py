@@ -201,14 +201,9 @@ def summary(args) -> dict:
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, acc: np.ndarray, resamples: int = 1000) -> dict:
-    from nas.stats import kendall_tau
+    from nas.stats import kendall_tau, paired_tau_difference
 
-    rng = np.random.default_rng(0)
-    diffs = []
-    for _ in range(resamples):
-        i = rng.integers(0, len(acc), len(acc))
-        diffs.append(kendall_tau(a[i], acc[i]) - kendall_tau(b[i], acc[i]))
-    low, high = np.percentile(diffs, [2.5, 97.5])
+    _, low, high = paired_tau_difference(a, b, acc, resamples)
     tau_a, tau_b = kendall_tau(a, acc), kendall_tau(b, acc)
     return {
         "tau_combination": tau_a,

@@ -49,20 +49,15 @@ def archived_nlc() -> dict[str, float]:
 
 
 def paired(a: np.ndarray, b: np.ndarray, acc: np.ndarray, resamples: int = 1000) -> dict:
-    from nas.stats import kendall_tau
+    from nas.stats import kendall_tau, paired_tau_difference
 
-    rng = np.random.default_rng(0)
-    diffs = []
-    for _ in range(resamples):
-        i = rng.integers(0, len(acc), len(acc))
-        diffs.append(kendall_tau(a[i], acc[i]) - kendall_tau(b[i], acc[i]))
-    low, high = np.percentile(diffs, [2.5, 97.5])
+    difference, low, high = paired_tau_difference(a, b, acc, resamples)
     return {
         "cells": len(acc),
         "tau_band": kendall_tau(a, acc),
         "tau_raw": kendall_tau(b, acc),
-        "difference": kendall_tau(a, acc) - kendall_tau(b, acc),
-        "ci": [float(low), float(high)],
+        "difference": difference,
+        "ci": [low, high],
         "band_better": bool(low > 0),
     }
 

@@ -64,3 +64,12 @@ def test_reference_figure_params_vs_cifar10_test(shared_data):
     params = np.array([float(r["params_mb"]) for r in rows])
     acc = np.array([float(r["cifar10_test"]) for r in rows])
     assert round(stats.kendall_tau(params, acc), 3) == 0.577
+
+
+def test_paired_tau_difference_is_zero_for_the_same_score_and_two_for_reversed():
+    from nas.stats import paired_tau_difference
+
+    acc = np.arange(30.0)
+    assert paired_tau_difference(acc, acc, acc, resamples=50) == (0.0, 0.0, 0.0)
+    diff, low, high = paired_tau_difference(acc, -acc, acc, resamples=50)
+    assert diff == pytest.approx(2.0) and low == pytest.approx(2.0) and high == pytest.approx(2.0)
