@@ -1,7 +1,7 @@
 """``nas design nlc|normalize|width|activation``: explain or change one network before training.
 
-MODEL is ``mlp(widths=256-256,act=relu,bn=false,skip=false,init=default)``,
-``cnn(channels=16-32-64,blocks=1,act=relu,bn=true,skip=false,init=default)``, a benchmark
+MODEL is ``mlp(widths=256-256,act=relu,bn=false,skip=false,init=default,gain=1)``,
+``cnn(channels=16-32-64,blocks=1,act=relu,bn=true,skip=false,init=default,gain=1)``, a benchmark
 architecture ``SPACE:ARCH`` (``nats-tss:|nor_conv_3x3~0|+|...|``, an index) or your own
 ``package.module:factory(key=value,...)`` returning a ``torch.nn.Module``. Inputs come from
 ``--data`` (required: cifar10:DIR, cifar100:DIR, npz:FILE or gaussian); their shape and classes
