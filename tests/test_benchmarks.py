@@ -129,11 +129,44 @@ def test_nats_import_memory_stays_flat(shared_data, tmp_path):
     assert peaks[60] < 1.25 * peaks[15], peaks
 
 
+def test_a_malicious_pickle_runs_nothing_and_is_one_line(shared_data, tmp_path):
+    """A NATS file that asks to run code is refused by the restricted unpickler; the real
+    fixtures (plain data) read through it; --trust-pickle opts out."""
+    import bz2
+    import os
+    import pickle
+
+    from nas.benchmarks.safe_pickle import load_pbz2
+
+    marker = tmp_path / "pwned"
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    directory = _fake_archive(shared_data, tmp_path, 3)
+    (directory / "000001.pickle.pbz2").unlink()  # a symlink to the shared fixture: never write through it
+    (directory / "000001.pickle.pbz2").write_bytes(bz2.compress(pickle.dumps({"200": Boom()})))
+    with pytest.raises(BenchmarkError, match="asks to run code .*posix.system.*--trust-pickle") as err:
+        import_nats_directory(directory, "nats-tss")
+    assert "\n" not in str(err.value) and not marker.exists()
+    evil = tmp_path / "eval.pbz2"  # protocol 0, by hand: builtins.eval("...")
+    evil.write_bytes(
+        bz2.compress(b"cbuiltins\neval\n(V__import__('os').system('touch " + str(marker).encode() + b"')\ntR.")
+    )
+    with pytest.raises(BenchmarkError, match="refused global builtins.eval"):
+        load_pbz2(evil)
+    assert not marker.exists()
+    real = shared_data / "nats" / "NATS-tss-v1_0-3ffb9-simple" / "000000.pickle.pbz2"
+    assert set(load_pbz2(real)) == {"12", "200"}
+    assert load_pbz2(real, trust=True).keys() == load_pbz2(real).keys()
+
+
 def test_corrupt_pickle_is_a_clear_error(shared_data, tmp_path):
     directory = _fake_archive(shared_data, tmp_path, 3)
     (directory / "000002.pickle.pbz2").unlink()
     (directory / "000002.pickle.pbz2").write_bytes(b"BZh9 not really bzip2")
-    with pytest.raises(BenchmarkError, match="cannot read architecture 2 of"):
+    with pytest.raises(BenchmarkError, match="cannot read .*000002.pickle.pbz2"):
         import_nats_directory(directory, "nats-tss")
     with pytest.raises(BenchmarkError, match="not a NATS-Bench fast_mode directory"):
         import_nats_directory(tmp_path, "nats-tss")
@@ -155,7 +188,7 @@ def test_nb201_pth_import(shared_data, tmp_path):
         infos[i] = {"less": per_hp["12"], "full": per_hp["200"]}
     path = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
     torch.save({"meta_archs": meta, "arch2infos": infos, "evaluated_indexes": set(infos)}, path)
-    with pytest.raises(Exception):  # noqa: B017 (any error: why the importer must pass weights_only=False)
+    with pytest.raises(Exception):  # noqa: B017 (plain weights_only refuses numpy scalars: we allow them)
         torch.load(path)
     ours = BenchmarkTable(write_table(import_nb201_pth(path), tmp_path / "pth.h5"))
     nats = BenchmarkTable(write_table(import_nats_directory(src), tmp_path / "nats.h5"))
@@ -281,3 +314,24 @@ def test_corrupt_table_file(tmp_path):
     path.write_bytes(b"not hdf5 at all")
     with pytest.raises(BenchmarkError, match="cannot read benchmark table"):
         BenchmarkTable(path)
+
+
+def test_a_malicious_pth_is_refused_unless_trusted(tmp_path, capsys):
+    import torch
+
+    from nas.cli import main
+
+    marker = tmp_path / "pwned"
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "NAS-Bench-201-v1_0-e61699.pth"
+    torch.save({"meta_archs": [], "arch2infos": {0: Boom()}}, path)
+    with pytest.raises(BenchmarkError, match="asks for more than plain data.*--trust-pickle"):
+        import_nb201_pth(path)
+    assert not marker.exists()
+    code = main(["bench", "import", "nats-tss", str(path), "--out", str(tmp_path / "t.h5"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--trust-pickle" in err and len(err.strip().splitlines()) == 1 and not marker.exists()

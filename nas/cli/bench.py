@@ -27,7 +27,13 @@ def cmd_bench_import(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     path = import_benchmark(
-        args.space, args.source, fmt=args.format, epochs=args.epochs, out=args.out, progress=not args.quiet
+        args.space,
+        args.source,
+        fmt=args.format,
+        epochs=args.epochs,
+        out=args.out,
+        progress=not args.quiet,
+        trust_pickle=args.trust_pickle,
     )
     seconds = time.perf_counter() - start
     table = BenchmarkTable(path)
@@ -137,6 +143,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs of CSV accuracy columns without an hp<E>_ prefix")
     p.add_argument("--out", help="write the table here instead of $NAS_HOME/benchmarks/SPACE.h5")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="let pickled sources (NATS .pickle.pbz2, NB201 .pth) run code when read; only for files you trust",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench_import, parser=p)
 
