@@ -141,11 +141,15 @@ def _task(initargs: tuple, batch: list[tuple[str, list[int]]], threads: int, tas
     torch.set_num_threads(int(threads))
     start, scored = time.perf_counter(), 0
     space = scorer.space
-    for text, which in batch:
+    keys = [space.key(space.resolve(text)) for text, _ in batch]
+    missing = {  # one query per proxy for the whole batch: what a first run of this task did not store
+        i: set(store.missing(space.name, keys, scorer.digest(scorer.proxies[i])))
+        for i in {i for _, which in batch for i in which}
+    }
+    for (text, which), key in zip(batch, keys):
         if not _still_wanted(worker, task_key):  # its client is gone: leave the rest to a rerun
             break
-        key = space.key(space.resolve(text))
-        still = [i for i in which if store.missing(space.name, [key], scorer.digest(scorer.proxies[i]))]
+        still = [i for i in which if key in missing[i]]
         if still:
             _score_and_store(scorer, store, text, still)
             scored += 1
