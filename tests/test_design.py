@@ -247,6 +247,7 @@ def test_cli_nlc_json_plot_and_normalize(capsys, tmp_path):
         (["normalize", "mlp(widths=8)", "--data", "gaussian", "--target", "-1", "--out", "x.pt"], "positive number"),
         (["activation", "mlp(widths=8)", "--data", "gaussian", "--activations", "swish"], "unknown"),
         (["width", "mlp(widths=8)", "--data", "gaussian", "--layer", "0", "--widths", "8"], "at least two"),
+        (["width", "mlp(widths=8)", "--data", "gaussian", "--layer", "first", "--widths", "8,16"], "layer number"),
         (["nlc", "mlp(widths=8)", "--data", "cifar10:/nowhere"], "does not exist"),
     ],
 )

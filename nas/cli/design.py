@@ -203,20 +203,22 @@ def cmd_width(args: argparse.Namespace) -> int:
     spec, x, classes, _device, data = _setup(args, args.images or max(widths))
     bar, tick = _progress(args, len(widths), "widths")
     factory = spec.kind == "factory"
-    estimate = model_layer_size(
-        spec,
-        args.layer,
-        x.cpu(),
-        classes,
-        sizes=widths,
-        slope_threshold=args.threshold,
-        seed=args.seed,
-        width_param=args.width_param if factory else None,
-        module=args.layer if factory else None,
-        progress=tick,
-    )
-    if bar is not None:
-        bar.close()
+    try:
+        estimate = model_layer_size(
+            spec,
+            args.layer,
+            x.cpu(),
+            classes,
+            sizes=widths,
+            slope_threshold=args.threshold,
+            seed=args.seed,
+            width_param=args.width_param if factory else None,
+            module=args.layer if factory else None,
+            progress=tick,
+        )
+    finally:  # an error's line must not share the bar's
+        if bar is not None:
+            bar.close()
     if args.plot:
         plot_layer_size(estimate, args.plot, title=f"{spec.text[:50]}, layer {args.layer}")
     out: dict[str, Any] = {"model": spec.text, "layer": args.layer, "inputs": data.protocol(), **vars_of(estimate)}
@@ -253,11 +255,13 @@ def cmd_activation(args: argparse.Namespace) -> int:
             raise NasError(f"{flag}: unknown {unknown}; expected some of {', '.join(table)}")
     spec, x, classes, _device, data = _setup(args, args.images)
     bar, tick = _progress(args, len(acts) * len(inits) * args.repetitions, "pairs")
-    ranking = rank_model_activations(
-        spec, x.cpu(), classes, acts, inits, repetitions=args.repetitions, seed=args.seed, progress=tick
-    )
-    if bar is not None:
-        bar.close()
+    try:
+        ranking = rank_model_activations(
+            spec, x.cpu(), classes, acts, inits, repetitions=args.repetitions, seed=args.seed, progress=tick
+        )
+    finally:  # an error's line must not share the bar's
+        if bar is not None:
+            bar.close()
     if args.json:
         rows = [
             {"activation": r.activation, "init": r.init, "near": r.score, "spread": r.spread, "flagged": r.flagged}

@@ -291,7 +291,10 @@ def model_layer_size(
     if spec.kind in ("mlp", "cnn"):
         key = width_key(spec)
         base = list(spec._family_kwargs(spec.params).get(key, (256, 256) if spec.kind == "mlp" else (16, 32, 64)))
-        k = int(layer)
+        try:
+            k = int(layer)
+        except ValueError:
+            raise NasError(f"width: layer {layer!r} of {spec.text} must be a layer number (0-based)") from None
         if not 0 <= k < len(base):
             raise NasError(f"width: layer {layer} is not among the {len(base)} layers of {spec.text}")
 
