@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup setup-dev test test-all lint lint-types docs demo bench bench-search bench-supernet bench-design bench-cluster reproduce clean
+.PHONY: setup setup-dev test test-all lint lint-types docs demo bench bench-search bench-supernet bench-design bench-grow bench-cluster reproduce clean
 
 setup: $(VENV)/.installed
 
@@ -84,6 +84,10 @@ bench-supernet: setup
 # activations (resumable: every finished training is logged; rerun to go on). Hours on 2 cores.
 bench-design: setup
 	$(PY) scripts/bench_design.py --shared $(SHARED) --out bench_design --jobs 2 $(BENCH_DESIGN_ARGS)
+
+# TINY growth (docs/grow.md): zcnas against GroMo, training from scratch and random neurons, 10 seeds.
+bench-grow: setup
+	$(PY) scripts/bench_grow.py --out bench_grow --seeds 10 $(BENCH_GROW_ARGS)
 
 # Scoring on a local Dask cluster: NEAR throughput with 1, 2, 4 workers on NB101, and the projected
 # core-hours to score all 423,624 NB101 cells per proxy (run it on an idle machine).

@@ -174,6 +174,25 @@ def load_images(source: str, path: str, split: str) -> tuple[torch.Tensor, torch
     return x.contiguous(), torch.from_numpy(labels)
 
 
+#: scikit-learn's bundled digits (1,797 8x8 images): a fixed split, 1,347 to train and 450 to test.
+DIGITS_TRAIN = 1347
+
+
+def load_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of scikit-learn's digits as float32 (N, 64) in [0, 1] and labels; the split is a
+    fixed permutation (seed 0), the same on every machine."""
+    if split not in SPLITS:
+        raise NasError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    from nas.optional import need
+
+    datasets = need("sklearn.datasets", "grow", "the digits dataset")
+    bunch = datasets.load_digits()
+    order = np.random.default_rng(0).permutation(len(bunch.target))
+    pick = order[:DIGITS_TRAIN] if split == "train" else order[DIGITS_TRAIN:]
+    x = torch.from_numpy(np.asarray(bunch.data, dtype=np.float32)[pick] / 16.0)
+    return x.contiguous(), torch.from_numpy(np.asarray(bunch.target, dtype=np.int64)[pick])
+
+
 @lru_cache(maxsize=4)
 def _read_cifar(source: str, directory: str, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """All images of one split of an official CIFAR python directory as uint8 (N, 3, 32, 32)."""

@@ -21,6 +21,7 @@ EXTRAS = {
     "official": "the benchmarks' official files: NATS-Bench directories, NB201 .pth, NB101 TFRecord checksums",
     "postgres": "score stores and studies on a PostgreSQL server (many hosts)",
     "cluster": "scoring on a Dask cluster (--cluster local|tcp://HOST:8786)",
+    "grow": "growth on scikit-learn's digits (--data digits) and GroMo, the peer it is measured against",
 }
 
 

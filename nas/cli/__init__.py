@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from nas.errors import NasError
 
 #: The commands, in the order ``nas --help`` lists them.
-COMMANDS = ("spaces", "bench", "arch", "score", "correlate", "search", "supernet", "design", "store")
+COMMANDS = ("spaces", "bench", "arch", "score", "correlate", "search", "supernet", "design", "grow", "store")
 
 
 def build_parser() -> argparse.ArgumentParser:

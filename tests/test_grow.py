@@ -1,0 +1,255 @@
+"""Growing tiny networks (nas.strategies.grow, `nas grow`): TINY's closed form against brute force
+and against GroMo on the same tensors, the first-order prediction, growth in place with the
+optimizer state kept, resuming, and the command."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.cli import main
+from nas.errors import NasError
+from nas.strategies.grow import (
+    GrowableMLP,
+    GrowthConfig,
+    candidate,
+    collect_statistics,
+    grow,
+    optimal_delta,
+    optimal_neurons,
+)
+from nas.strategies.grow.loop import _layer_loss
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _mlp(act=nn.Tanh, widths=(3, 2), inputs=5, classes=4, seed=0, dtype=torch.float32):
+    torch.manual_seed(seed)
+    layers, prev = [], inputs
+    for w in widths:
+        layers += [nn.Linear(prev, w), act()]
+        prev = w
+    return nn.Sequential(*layers, nn.Linear(prev, classes)).to(dtype)
+
+
+def _task(n=400, inputs=5, classes=4, seed=1, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, inputs, generator=g, dtype=dtype)
+    y = (x[:, 0] * x[:, 1] > 0).long() + 2 * (x[:, 2] > 0).long()  # needs a nonlinearity
+    return x, y % classes
+
+
+def test_optimal_delta_is_the_least_squares_change_of_the_weights():
+    g = torch.Generator().manual_seed(0)
+    b = torch.cat([torch.randn(300, 6, generator=g, dtype=torch.float64), torch.ones(300, 1, dtype=torch.float64)], 1)
+    grads = torch.randn(300, 3, generator=g, dtype=torch.float64)
+    delta, decrease = optimal_delta(b.T @ b / 300, b.T @ grads / 300)
+    expected = torch.linalg.lstsq(b, grads).solution.T  # argmin ‖G - B δᵀ‖
+    assert torch.allclose(delta, expected, atol=1e-10)
+    assert decrease == pytest.approx(float(((b @ expected.T) ** 2).sum() / 300), rel=1e-10)
+
+
+def test_optimal_neurons_reduce_the_bottleneck_by_the_sum_of_squared_singular_values_and_no_rank_k_does_better():
+    g = torch.Generator().manual_seed(0)
+    n, k = 500, 2
+    b = torch.randn(n, 4, generator=g, dtype=torch.float64) @ torch.randn(4, 4, generator=g, dtype=torch.float64)
+    v = torch.randn(n, 3, generator=g, dtype=torch.float64) + b[:, :3] ** 2
+    new = optimal_neurons(b.T @ b / n, b.T @ v / n, max_neurons=k)
+    theta = new.alpha.T @ new.omega.T
+    gain = lambda t: float((v**2).sum() - ((v - b @ t) ** 2).sum()) / n  # noqa: E731
+    assert new.count == k
+    assert gain(theta) == pytest.approx(new.bottleneck_reduction, rel=1e-9)
+    for _ in range(200):  # any other rank-k change of the neurons does worse
+        a = new.alpha + 0.05 * torch.randn(new.alpha.shape, generator=g, dtype=torch.float64)
+        o = new.omega + 0.05 * torch.randn(new.omega.shape, generator=g, dtype=torch.float64)
+        assert gain(a.T @ o.T) < gain(theta)
+
+
+def test_statistics_of_two_batches_equal_those_of_one():
+    net = GrowableMLP(_mlp())
+    x, y = _task()
+    one, two = collect_statistics(net, x, y, batch_size=400), collect_statistics(net, x, y, batch_size=150)
+    for a, b in zip(one.s + one.m + one.m_prev + one.p, two.s + two.m + two.m_prev + two.p):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert one.loss == pytest.approx(float(F.cross_entropy(net.model(x), y).detach()), rel=1e-5)
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_first_order_prediction_is_the_loss_slope_for_a_smooth_activation(layer):
+    # tanh is smooth with tanh(0) = 0 and slope 1: the linearisation is exact to first order.
+    net = GrowableMLP(_mlp(nn.Tanh, dtype=torch.float64))
+    x, y = _task(dtype=torch.float64)
+    stats = collect_statistics(net, x, y)
+    cand = candidate(net, stats, layer, max_neurons=2)
+    _, ins, _ = net.record(x)
+    ins = [t.detach() for t in ins]
+    eps = 1e-6
+    slope = (_layer_loss(net, cand, ins, y, 0.0) - _layer_loss(net, cand, ins, y, eps)) / eps
+    assert slope == pytest.approx(cand.first_order, rel=1e-4)
+    assert cand.first_order > 0
+
+
+def test_growing_in_place_matches_the_tail_evaluation_and_keeps_adam_state():
+    model = _mlp(nn.Sigmoid, dtype=torch.float64)  # sigmoid(0) != 0: the next bias absorbs it
+    net = GrowableMLP(model)
+    x, y = _task(dtype=torch.float64)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    old = {id(p): {k: v.clone() for k, v in opt.state[p].items()} for p in model.parameters()}
+    stats = collect_statistics(net, x, y)
+    cand = candidate(net, stats, 0, max_neurons=2)
+    with torch.no_grad():
+        _, ins, _ = net.record(x)
+        expected = _layer_loss(net, cand, ins, y, 0.3)
+    net.grow(0, cand.neurons.alpha, cand.neurons.omega, cand.delta, 0.3, opt)
+    assert net.widths == [3 + cand.neurons.count, 2]
+    assert float(F.cross_entropy(model(x), y).detach()) == pytest.approx(expected, rel=1e-10)
+    first = net.linears[0].weight
+    assert torch.equal(opt.state[first]["exp_avg"][:3], old[id(first)]["exp_avg"])
+    assert torch.all(opt.state[first]["exp_avg"][3:] == 0)
+    assert opt.state[first]["exp_avg"].shape == first.shape
+    F.cross_entropy(model(x), y).backward()
+    opt.step()  # the grown optimizer state works
+
+
+def test_a_tiny_step_changes_the_function_only_to_first_order_even_where_the_activation_is_not_zero_at_zero():
+    model = _mlp(nn.Sigmoid, dtype=torch.float64)
+    net = GrowableMLP(model)
+    x, y = _task(dtype=torch.float64)
+    before = model(x).detach()
+    cand = candidate(net, collect_statistics(net, x, y), 1, max_neurons=1)
+    net.grow(1, cand.neurons.alpha, cand.neurons.omega, cand.delta, 1e-8)
+    assert (model(x) - before).abs().max() < 1e-6
+
+
+def _config(**kw):
+    base = dict(max_params=80, epochs_per_step=1, final_epochs=1, neurons_per_step=2, lr=1e-2, stat_samples=400)
+    return GrowthConfig(**{**base, **kw})
+
+
+def test_grow_stays_within_budget_logs_every_step_and_beats_the_start():
+    x, y = _task()
+    model = _mlp(nn.SELU, widths=(1, 1))
+    result = grow(model, (x, y), (x, y), _config())
+    rows = result.history
+    assert rows[0]["event"] == "start" and rows[-1]["event"] == "final"
+    assert all(r["params"] <= 80 for r in rows) and rows[-1]["params"] > rows[0]["params"]
+    assert sum(p.numel() for p in model.parameters()) == rows[-1]["params"]  # the user's model grew
+    steps = [r for r in rows if r["event"] == "grow"]
+    assert steps and all(r["added"] >= 1 and r["amplitude"] > 0 and r["loss_evaluations"] < 60 for r in steps)
+    assert all(r["actual_decrease"] >= 0 for r in steps)  # the search never picks a step that raises the loss
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+def test_an_interrupted_growth_resumes_to_the_same_result(tmp_path):
+    x, y = _task()
+    full = grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config())
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_two(row):
+        if row["step"] == 2:
+            raise Stop
+
+    ckpt = tmp_path / "g.pt"
+    with pytest.raises(Stop):
+        grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config(), checkpoint=ckpt, on_step=stop_at_two)
+    resumed = grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config(), checkpoint=ckpt)
+    assert [r["widths"] for r in resumed.history] == [r["widths"] for r in full.history]
+    assert resumed.history[-1]["test_loss"] == pytest.approx(full.history[-1]["test_loss"], rel=1e-6)
+    with pytest.raises(NasError, match="other settings"):
+        grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config(lr=0.5), checkpoint=ckpt)
+    with pytest.raises(NasError, match="another network"):
+        grow(_mlp(nn.Tanh, widths=(1, 1)), (x, y), (x, y), _config(), checkpoint=ckpt)
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(NasError, match="not a growth checkpoint"):
+        grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config(), checkpoint=ckpt)
+
+
+def test_random_addition_replays_a_schedule():
+    x, y = _task()
+    result = grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config(addition="random", schedule=[[1, 2], [0, 1]]))
+    assert result.widths == [2, 3]
+    assert [r.get("layer") for r in result.history] == [None, 1, 0, None]
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2)), "sequential MLP"),
+        (nn.Sequential(nn.Linear(4, 2)), "at least one hidden layer"),
+        (nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)), "activation between"),
+    ],
+)
+def test_what_cannot_grow_is_a_one_line_error(model, message):
+    with pytest.raises(NasError, match=message):
+        GrowableMLP(model)
+
+
+def test_same_statistics_and_neurons_as_gromo_on_the_same_tensors():
+    pytest.importorskip("gromo")
+    from gromo.containers.growing_mlp import GrowingMLP
+
+    x, y = _task(n=300, inputs=6, classes=3)
+    peer = GrowingMLP(6, 3, hidden_size=4, number_hidden_layers=2, activation=nn.SELU())
+    ours = _mlp(nn.SELU, widths=(4, 4), inputs=6, classes=3)
+    with torch.no_grad():
+        for mine, theirs in zip(ours[::2], peer.layers):
+            mine.weight.copy_(theirs.layer.weight)
+            mine.bias.copy_(theirs.layer.bias)
+    peer.init_computation()
+    F.cross_entropy(peer(x), y, reduction="sum").backward()
+    peer.update_computation()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GroMo warns about its own internals
+        peer.compute_optimal_updates(maximum_added_neurons=2, dtype=torch.float64)
+    net = GrowableMLP(ours)
+    stats = collect_statistics(net, x, y)
+    for layer, theirs in enumerate(peer._growing_layers):
+        mine = candidate(net, stats, layer, max_neurons=2)
+        assert torch.allclose(theirs.tensor_s().double(), stats.s[layer + 1], atol=1e-5)
+        assert torch.allclose(theirs.tensor_m().double(), stats.m[layer + 1], atol=1e-6)
+        assert torch.allclose(theirs.delta_raw.double(), mine.delta, atol=1e-4)
+        assert float(theirs.parameter_update_decrease) == pytest.approx(mine.parameter_decrease, rel=1e-4)
+        assert torch.allclose(theirs.eigenvalues_extension.double(), mine.neurons.singular_values, rtol=1e-3, atol=1e-6)
+        ext = theirs.previous_module.extended_output_layer
+        alpha = torch.cat([ext.weight, ext.bias[:, None]], 1).double()
+        sign = torch.sign((alpha * mine.neurons.alpha).sum(1))  # each neuron is defined up to its sign
+        assert torch.allclose(alpha * sign[:, None], mine.neurons.alpha, atol=1e-4)
+        omega = theirs.extended_input_layer.weight.double()
+        assert torch.allclose(omega * sign, mine.neurons.omega, atol=1e-4)
+        assert float(theirs.first_order_improvement) == pytest.approx(mine.score("total"), rel=1e-4)
+
+
+def test_nas_grow_writes_checkpoint_log_plot_and_a_trainable_architecture(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from nas.design import parse_model
+
+    out = tmp_path / "g"
+    argv = ["grow", "--model", "mlp", "--start", "1-1", "--data", "digits", "--budget", "400",
+            "--epochs-per-step", "1", "--final-epochs", "1", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "grown to mlp(widths=" in capsys.readouterr().out
+    arch = json.loads((out / "architecture.json").read_text())
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert arch["params"] == rows[-1]["params"] <= 400
+    rebuilt = parse_model(arch["model"]).build((arch["in_features"],), arch["num_classes"])
+    assert sum(p.numel() for p in rebuilt.parameters()) == arch["params"]
+    assert (out / "growth.png").stat().st_size > 0 and (out / "checkpoint.pt").exists()
+    assert main(argv) == 0  # rerun: resumes the finished run, nothing to do
+    assert main([*argv[:-3], "--select", "total", "--out", str(out)]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert main([*argv[:2], "cnn", *argv[3:]]) == 2
