@@ -43,7 +43,7 @@ lint-types: setup-dev
 
 # The API reference, from the docstrings (Markdown), into build/docs; any warning is an error.
 DOC_MODULES := nas nas.api nas.registry nas.testing nas.records nas.scoring nas.correlation nas.search_report \
-	nas.strategies.supernet nas.design \
+	nas.strategies.supernet nas.strategies.grow nas.design \
 	nas.cluster nas.devices nas.errors nas.store nas.data nas.archive nas.stats nas.report nas.optional \
 	nas.proxies nas.searchspaces nas.strategies nas.benchmarks
 docs: setup-dev

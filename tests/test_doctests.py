@@ -18,6 +18,8 @@ PACKAGES = {
     "strategies": "nas.strategies",
     "benchmarks": "nas.benchmarks",
     "nas/design": "nas.design",
+    "strategies/supernet": "nas.strategies.supernet",
+    "strategies/grow": "nas.strategies.grow",
 }
 
 RUNNER = """
@@ -43,7 +45,7 @@ def _modules_with_examples() -> list[str]:
 
 def test_docstring_examples_run(tmp_path):
     modules = _modules_with_examples()
-    assert {"nas", "nas.api", "nas.registry", "nas.scoring", "nas.design"} <= set(modules)
+    assert {"nas", "nas.api", "nas.registry", "nas.scoring", "nas.design", "nas.strategies.grow"} <= set(modules)
     env = {**os.environ, "NAS_HOME": str(tmp_path / "home")}
     result = subprocess.run(
         [sys.executable, "-c", RUNNER, *modules], capture_output=True, text=True, env=env, cwd=tmp_path

@@ -16,6 +16,7 @@ from nas.cli import main
 from nas.errors import NasError
 from nas.strategies.grow import (
     GrowableMLP,
+    GrowableNet,
     GrowthConfig,
     candidate,
     collect_statistics,
@@ -116,7 +117,7 @@ def test_growing_in_place_matches_the_tail_evaluation_and_keeps_adam_state():
     net.grow(0, cand.neurons.alpha, cand.neurons.omega, cand.delta, 0.3, opt)
     assert net.widths == [3 + cand.neurons.count, 2]
     assert float(F.cross_entropy(model(x), y).detach()) == pytest.approx(expected, rel=1e-10)
-    first = net.linears[0].weight
+    first = net.stages[0].weight.weight
     assert torch.equal(opt.state[first]["exp_avg"][:3], old[id(first)]["exp_avg"])
     assert torch.all(opt.state[first]["exp_avg"][3:] == 0)
     assert opt.state[first]["exp_avg"].shape == first.shape
@@ -179,6 +180,14 @@ def test_an_interrupted_growth_resumes_to_the_same_result(tmp_path):
         grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config(), checkpoint=ckpt)
 
 
+def test_only_the_chosen_layers_grow_and_a_missing_layer_is_an_error():
+    x, y = _task()
+    result = grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config(layers=[1]))
+    assert result.widths[0] == 1 and result.widths[1] > 1
+    with pytest.raises(NasError, match="hidden layer 2 does not exist"):
+        grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config(layers=[2]))
+
+
 def test_random_addition_replays_a_schedule():
     x, y = _task()
     result = grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config(addition="random", schedule=[[1, 2], [0, 1]]))
@@ -189,14 +198,100 @@ def test_random_addition_replays_a_schedule():
 @pytest.mark.parametrize(
     "model, message",
     [
-        (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2)), "sequential MLP"),
+        (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 2)), "MaxPool2d"),
         (nn.Sequential(nn.Linear(4, 2)), "at least one hidden layer"),
         (nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)), "activation between"),
+        (nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Unflatten(1, (3, 1, 1)), nn.Conv2d(3, 2, 1)), "Unflatten"),
+        (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2)), "groups=1"),
+        (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1)), "end with a Linear"),
     ],
 )
 def test_what_cannot_grow_is_a_one_line_error(model, message):
     with pytest.raises(NasError, match=message):
-        GrowableMLP(model)
+        GrowableNet(model)
+
+
+def _cnn(head: str, bn: bool = False, act=nn.Tanh, dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    norm = (lambda c: [nn.BatchNorm2d(c)]) if bn else (lambda c: [])
+    body = [nn.Conv2d(2, 3, 3, padding=1, bias=not bn), *norm(3), act(),
+            nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=not bn), *norm(4), act()]  # fmt: skip
+    if head == "flatten":  # conv -> linear straight after Flatten (GroMo cannot grow this)
+        tail = [nn.Flatten(), nn.Linear(4 * 3 * 3, 3)]
+    else:
+        tail = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)]
+    model = nn.Sequential(*body, *tail).to(dtype)
+    if bn:  # running statistics that are not the identity
+        model(torch.randn(64, 2, 6, 6, dtype=dtype))
+        model.eval()
+    return model
+
+
+def _images(n=96, dtype=torch.float64):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(n, 2, 6, 6, generator=g, dtype=dtype)
+    return x, ((x[:, 0, :3].mean((1, 2)) * x[:, 1, 3:].mean((1, 2))) > 0).long() + (x[:, 0, 2, 2] > 0).long()
+
+
+@pytest.mark.parametrize("head", ["flatten", "pool"])
+@pytest.mark.parametrize("layer", [0, 1])
+def test_convolutional_growth_first_order_prediction_is_the_loss_slope(head, layer):
+    # conv -> conv (a stride-2 next layer) and conv -> linear, through Flatten or a global pool
+    net = GrowableNet(_cnn(head))
+    x, y = _images()
+    stats = collect_statistics(net, x, y, batch_size=40)
+    cand = candidate(net, stats, layer, max_neurons=2)
+    _, ins, _ = net.record(x)
+    ins = [t.detach() for t in ins]
+    eps = 1e-6
+    slope = (_layer_loss(net, cand, ins, y, 0.0) - _layer_loss(net, cand, ins, y, eps)) / eps
+    assert slope == pytest.approx(cand.first_order, rel=1e-4)
+
+
+@pytest.mark.parametrize("head", ["flatten", "pool"])
+@pytest.mark.parametrize("layer", [0, 1])
+def test_convolutional_growth_in_place_equals_its_evaluation_and_batchnorm_starts_as_the_identity(head, layer):
+    model = _cnn(head, bn=True)
+    net = GrowableNet(model)
+    x, y = _images()
+    stats = collect_statistics(net, x, y)
+    cand = candidate(net, stats, layer, max_neurons=2)
+    with torch.no_grad():
+        _, ins, _ = net.record(x)
+        expected = _layer_loss(net, cand, ins, y, 0.05)
+        before = model(x)
+    k = cand.neurons.count
+    net.grow(layer, cand.neurons.alpha, cand.neurons.omega, None, 1e-10, moments=cand.moments)
+    with torch.no_grad():
+        assert (model(x) - before).abs().max() < 1e-4  # a tiny step: the function barely moves
+    norm = net.stages[layer].norm
+    assert norm.num_features == net.widths[layer] == [3, 4][layer] + k
+    model2 = _cnn(head, bn=True)
+    net2 = GrowableNet(model2)
+    net2.grow(layer, cand.neurons.alpha, cand.neurons.omega, cand.delta, 0.05, moments=cand.moments)
+    with torch.no_grad():
+        assert float(F.cross_entropy(model2(x), y)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_a_cnn_grows_and_resumes(tmp_path):
+    x, y = _images(dtype=torch.float32)
+    make = lambda: _cnn("flatten", bn=True, act=nn.ReLU, dtype=torch.float32).train()  # noqa: E731
+    config = _config(max_params=700, stat_samples=96, amplitude_samples=64)
+    full = grow(make(), (x, y), (x, y), config)
+    assert full.widths != [3, 4] and full.history[-1]["params"] <= 700
+
+    class Stop(Exception):
+        pass
+
+    def stop(row):
+        if row["step"] == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        grow(make(), (x, y), (x, y), config, checkpoint=tmp_path / "c.pt", on_step=stop)
+    resumed = grow(make(), (x, y), (x, y), config, checkpoint=tmp_path / "c.pt")
+    assert resumed.widths == full.widths
+    assert resumed.history[-1]["test_loss"] == pytest.approx(full.history[-1]["test_loss"], rel=1e-5)
 
 
 def test_same_statistics_and_neurons_as_gromo_on_the_same_tensors():
@@ -246,10 +341,16 @@ def test_nas_grow_writes_checkpoint_log_plot_and_a_trainable_architecture(tmp_pa
     arch = json.loads((out / "architecture.json").read_text())
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert arch["params"] == rows[-1]["params"] <= 400
-    rebuilt = parse_model(arch["model"]).build((arch["in_features"],), arch["num_classes"])
+    rebuilt = parse_model(arch["model"]).build(arch["input_shape"], arch["num_classes"])
     assert sum(p.numel() for p in rebuilt.parameters()) == arch["params"]
     assert (out / "growth.png").stat().st_size > 0 and (out / "checkpoint.pt").exists()
     assert main(argv) == 0  # rerun: resumes the finished run, nothing to do
     assert main([*argv[:-3], "--select", "total", "--out", str(out)]) == 2
     assert "other settings" in capsys.readouterr().err
-    assert main([*argv[:2], "cnn", *argv[3:]]) == 2
+    cnn = tmp_path / "c"
+    argv_cnn = [*argv[:2], "cnn", "--start", "2-2", "--act", "relu", *argv[5:-2], str(cnn), "--quiet"]
+    assert main(argv_cnn) == 0  # digits as 8x8 images
+    arch = json.loads((cnn / "architecture.json").read_text())
+    assert arch["model"].startswith("cnn(channels=") and "bn=true" in arch["model"]
+    rebuilt = parse_model(arch["model"]).build(arch["input_shape"], arch["num_classes"])
+    assert sum(p.numel() for p in rebuilt.parameters()) == arch["params"] <= 400

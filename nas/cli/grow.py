@@ -22,8 +22,8 @@ EXAMPLES = (
     "examples:\n"
     "  nas grow --model mlp --start 1-1 --act selu --data digits --budget 3000 \\\n"
     "      --epochs-per-step 2 --final-epochs 20 --out grown/\n"
-    "  nas grow --model mlp --start 4 --data cifar10:DIR --budget 200000 --epochs-per-step 1 \\\n"
-    "      --final-epochs 10 --stat-samples 5000 --out grown_cifar/"
+    "  nas grow --model cnn --start 2-2-2 --act relu --data cifar10:DIR --budget 20000 \\\n"
+    "      --epochs-per-step 1 --final-epochs 10 --stat-samples 1024 --out grown_cnn/"
 )
 
 
@@ -38,15 +38,21 @@ def add_parser(sub) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, choices=("mlp", "cnn"), help="the family to grow (cnn: not yet)")
-    p.add_argument("--start", required=True, metavar="WIDTHS", help="starting hidden widths, e.g. 1-1")
+    p.add_argument(
+        "--model", required=True, choices=("mlp", "cnn"), help="the family to grow: nas design's mlp(...) or cnn(...)"
+    )
+    p.add_argument("--start", required=True, metavar="WIDTHS", help="starting widths (mlp) or channels (cnn), e.g. 1-1")
     p.add_argument("--act", default="selu", choices=sorted(ACTIVATIONS), help="activation (default selu)")
+    p.add_argument(
+        "--bn", action=argparse.BooleanOptionalAction, default=None, help="BatchNorm (default: mlp no, cnn yes)"
+    )
     p.add_argument("--data", required=True, help="digits (scikit-learn's) or cifar10:DIR (its train/test split)")
     p.add_argument("--budget", type=int, required=True, metavar="PARAMS", help="grow up to this many parameters")
     p.add_argument("--epochs-per-step", type=int, required=True, help="training epochs before and after each step")
     p.add_argument("--final-epochs", type=int, required=True, help="training epochs once growth is over")
     p.add_argument("--steps", type=int, default=1000, help="growth steps at most (default 1000)")
     p.add_argument("--neurons-per-step", type=int, default=4, help="neurons added per step at most (default 4)")
+    p.add_argument("--layers", default="", help="comma-separated hidden layers that may grow (default all)")
     p.add_argument("--select", choices=SELECTIONS, default="bottleneck", help="where to grow (docs/grow.md)")
     p.add_argument("--addition", choices=ADDITIONS, default="optimal", help="optimal (TINY) or random neurons")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -60,38 +66,47 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_grow, parser=p)
 
 
-def load_split_data(text: str):
-    """``(train, test)`` of ``digits`` or ``cifar10:DIR``, flattened for an MLP."""
+def load_split_data(text: str, images: bool):
+    """``(train, test)`` of ``digits`` or ``cifar10:DIR``: images (N, C, H, W) or flat vectors."""
     from nas.data import load_digits, load_images
 
     if text == "digits":
-        return load_digits("train"), load_digits("test")
-    source, sep, path = text.partition(":")
-    if not sep or source not in ("cifar10", "cifar100"):
-        raise NasError(f"--data must be digits, cifar10:DIR or cifar100:DIR, not {text!r}")
-    (xt, yt), (xs, ys) = load_images(source, path, "train"), load_images(source, path, "test")
-    return (xt.flatten(1), yt), (xs.flatten(1), ys)
+        (xt, yt), (xs, ys) = load_digits("train"), load_digits("test")
+        shape: tuple[int, ...] = (1, 8, 8)
+    else:
+        source, sep, path = text.partition(":")
+        if not sep or source not in ("cifar10", "cifar100"):
+            raise NasError(f"--data must be digits, cifar10:DIR or cifar100:DIR, not {text!r}")
+        (xt, yt), (xs, ys) = load_images(source, path, "train"), load_images(source, path, "test")
+        shape = tuple(xt.shape[1:])
+    view = (lambda t: t.reshape(len(t), *shape)) if images else (lambda t: t.reshape(len(t), -1))
+    return (view(xt), yt), (view(xs), ys)
+
+
+def _layers(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise NasError(f"--layers takes comma-separated hidden-layer numbers, e.g. 0,1; got {text!r}") from None
 
 
 def cmd_grow(args) -> int:
-    import torch
 
     from nas.design.models import parse_model
     from nas.strategies.grow.loop import GrowthConfig, grow
     from nas.strategies.grow.report import plot_growth
 
-    if args.model == "cnn":
-        raise NasError("growing convolutional networks is not built yet (issue #24); use --model mlp")
-    spec = parse_model(f"mlp(widths={args.start},act={args.act})")
-    train, test = load_split_data(args.data)
+    key = "widths" if args.model == "mlp" else "channels"
+    bn = args.bn if args.bn is not None else args.model == "cnn"
+    spec = parse_model(f"{args.model}({key}={args.start},act={args.act},bn={str(bn).lower()})")
+    train, test = load_split_data(args.data, images=args.model == "cnn")
     classes = int(max(train[1].max(), test[1].max())) + 1
-    torch.manual_seed(args.seed)
-    model = spec.build((train[0].shape[1],), classes, seed=args.seed)
+    model = spec.build(tuple(train[0].shape[1:]), classes, seed=args.seed)
     config = GrowthConfig(
         max_params=args.budget, epochs_per_step=args.epochs_per_step, final_epochs=args.final_epochs,
         max_steps=args.steps, neurons_per_step=args.neurons_per_step, select=args.select,
         addition=args.addition, lr=args.lr, batch_size=args.batch_size, stat_samples=args.stat_samples,
-        amplitude_samples=args.amplitude_samples, seed=args.seed,
+        amplitude_samples=args.amplitude_samples, seed=args.seed, layers=_layers(args.layers),
     )  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,9 +114,9 @@ def cmd_grow(args) -> int:
     with open(out / "log.jsonl", "w") as f:
         for row in result.history:
             f.write(json.dumps(row) + "\n")
-    final = spec.with_params(widths="-".join(map(str, result.widths)))
+    final = spec.with_params(**{key: "-".join(map(str, result.widths))})
     architecture = {
-        "model": final.text, "data": args.data, "in_features": train[0].shape[1], "num_classes": classes,
+        "model": final.text, "data": args.data, "input_shape": list(train[0].shape[1:]), "num_classes": classes,
         "params": result.history[-1]["params"], "test_acc": result.history[-1]["test_acc"],
     }  # fmt: skip
     (out / "architecture.json").write_text(json.dumps(architecture, indent=1) + "\n")

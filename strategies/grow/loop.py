@@ -9,6 +9,7 @@ inputs are cached): a few dozen partial forward passes instead of GroMo's hundre
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -24,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import NasError
-from nas.strategies.grow.network import GrowableMLP
-from nas.strategies.grow.statistics import Candidate, candidate, collect_statistics
+from nas.strategies.grow.network import GrowableNet
+from nas.strategies.grow.statistics import Candidate, candidate, collect_statistics, neuron_moments
 
 log = logging.getLogger("nas")
 SELECTIONS = ("bottleneck", "total")
@@ -51,6 +52,7 @@ class GrowthConfig:
       same layers and sizes as another run).
     - ``stat_samples`` / ``amplitude_samples``: training samples for the statistics and for the
       amplitude search, drawn afresh each step.
+    - ``layers``: the hidden layers that may grow (default all).
     """
 
     max_params: int
@@ -67,6 +69,7 @@ class GrowthConfig:
     statistical_threshold: float = 1e-3
     seed: int = 0
     schedule: list[list[int]] = field(default_factory=list)
+    layers: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.select not in SELECTIONS:
@@ -113,21 +116,38 @@ def train_epochs(model, optimizer, x, y, epochs: int, batch_size: int, generator
             optimizer.step()
 
 
-def _layer_loss(net: GrowableMLP, cand: Candidate, ins: list[torch.Tensor], y: torch.Tensor, step: float) -> float:
-    """The mean loss after growing ``cand`` at amplitude ``step``: only the layers after the grown one run."""
-    layer, nxt = cand.layer, cand.layer + 1
-    root = math.sqrt(step)
-    b2 = torch.cat([ins[layer], ins[layer].new_ones(len(y), 1)], 1).double()
-    b1 = torch.cat([ins[nxt], ins[nxt].new_ones(len(y), 1)], 1).double()
-    lin = net.linears[nxt]
-    w = torch.cat([lin.weight, lin.bias[:, None]], 1).double() - step * cand.delta
-    hidden = net.acts[layer](root * b2 @ cand.neurons.alpha.T) - net.offsets[layer]
-    pre = b1 @ w.T + root * hidden @ cand.neurons.omega.T
-    return float(F.cross_entropy(net.tail(pre.to(lin.weight.dtype), nxt), y).detach())
+def _layer_loss(net: GrowableNet, cand: Candidate, ins: list[torch.Tensor], y: torch.Tensor, step: float) -> float:
+    """The mean loss after growing ``cand`` at amplitude ``step``: only the layers from the grown one on run."""
+    layer = cand.layer
+    k = cand.neurons.count
+    tensors = net.grown_tensors(layer, cand.neurons.alpha, cand.neurons.omega, cand.delta, step, cand.moments)
+    second = net.stages[layer + 1].weight
+    h = torch.cat([ins[layer + 1], net.new_features(layer, ins[layer], tensors, k)], 1)
+    bias = tensors.get(second.bias, second.bias)
+    if isinstance(second, nn.Conv2d):
+        pre = F.conv2d(h, tensors[second.weight], bias, second.stride, second.padding, second.dilation)
+    else:
+        pre = F.linear(h, tensors[second.weight], bias)
+    return float(F.cross_entropy(net.tail(pre, layer + 1), y).detach())
+
+
+def _check_first_order(net: GrowableNet, cand: Candidate, x, y, step: float) -> tuple[float, float]:
+    """On the statistics' own sample, where the prediction was made: the loss decrease at ``step``,
+    and the loss slope along the growth direction at 0, by a float64 finite difference (the
+    first-order claim itself; float32 cannot resolve it)."""
+    with torch.no_grad():
+        _, ins, _ = net.record(x)
+        base = _layer_loss(net, cand, ins, y, 0.0)
+        actual = base - _layer_loss(net, cand, ins, y, step)
+        exact = GrowableNet(copy.deepcopy(net.model).double().eval())
+        _, ins64, _ = exact.record(x.double())
+        eps = 1e-6 * max(base, 1e-3) / max(abs(cand.first_order), 1e-12)  # a predicted change of 1e-6 x the loss
+        slope = (_layer_loss(exact, cand, ins64, y, 0.0) - _layer_loss(exact, cand, ins64, y, eps)) / eps
+    return actual, slope
 
 
 def choose_amplitude(
-    net: GrowableMLP, cand: Candidate, x: torch.Tensor, y: torch.Tensor
+    net: GrowableNet, cand: Candidate, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[float, float, float, int]:
     """(step, loss at 0, loss at step, losses evaluated): a log grid over 1e-4..1e3, then golden sections."""
     with torch.no_grad():
@@ -153,16 +173,16 @@ def choose_amplitude(
     return step, base, at_step, 1 + len(grid) + 16 + 1
 
 
-def _random_neurons(net: GrowableMLP, layer: int, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _random_neurons(net: GrowableNet, layer: int, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """GroMo's "copy_uniform": uniform weights with the standard deviation of the existing ones."""
-    first, second = net.linears[layer], net.linears[layer + 1]
+    first, second = net.stages[layer], net.stages[layer + 1]
 
     def draw(shape, like):
         std = float(like.std()) if like.numel() > 1 else 1.0 / math.sqrt(like.shape[-1])
         return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * math.sqrt(3) * std
 
-    alpha = draw((k, first.in_features + 1), first.weight)
-    omega = draw((second.out_features, k), second.weight)
+    alpha = draw((k, first.weight.weight[0].numel() + int(first.bias)), first.weight.weight)
+    omega = draw((second.weight.weight.shape[0] * net.slots(layer), k), second.weight.weight)
     return alpha, omega
 
 
@@ -172,15 +192,16 @@ def _save(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _network(net: GrowableMLP) -> dict:
+def _network(net: GrowableNet) -> dict:
     """What must match to resume: the layers' kinds, the input and output sizes, the starting widths."""
     return {
-        "activations": [type(a).__name__ for a in net.acts], "in_features": net.linears[0].in_features,
-        "out_features": net.linears[-1].out_features,
+        "layers": [" ".join(type(m).__name__ for m in (s.weight, s.norm, s.act, *s.post) if m is not None)
+                   for s in net.stages],
+        "in": net.stages[0].weight.weight.shape[1], "out": net.stages[-1].weight.weight.shape[0],
     }  # fmt: skip
 
 
-def _load(path: Path, config: GrowthConfig, net: GrowableMLP, optimizer) -> dict:
+def _load(path: Path, config: GrowthConfig, net: GrowableNet, optimizer) -> dict:
     try:
         payload = torch.load(path, weights_only=True)
         saved = payload["config"]
@@ -215,8 +236,13 @@ def grow(
     """
     from tqdm.auto import tqdm
 
-    net = GrowableMLP(model)
+    net = GrowableNet(model)
     network = _network(net)
+    wrong = [h for h in [*config.layers, *(s[0] for s in config.schedule)] if not 0 <= h < len(net.widths)]
+    if wrong:
+        raise NasError(
+            f"hidden layer {wrong[0]} does not exist: this network has hidden layers 0..{len(net.widths) - 1}"
+        )
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -253,12 +279,13 @@ def grow(
         forced = config.schedule[step_no - 1] if step_no - 1 < len(config.schedule) else None
         if config.schedule and forced is None:
             break
-        layers = [forced[0]] if forced else range(len(net.widths))
+        layers = [forced[0]] if forced else (config.layers or range(len(net.widths)))
         wanted = forced[1] if forced else config.neurons_per_step
         limit = {h: min(wanted, (config.max_params - net.num_params) // net.neuron_params(h)) for h in layers}
         if all(k < 1 for k in limit.values()):
             history[-1]["stop"] = "budget"
             break
+        model.eval()  # statistics and amplitude with BatchNorm's running statistics, nothing updated
         pick = torch.randperm(len(x), generator=gen)
         stats = collect_statistics(net, x[pick[: config.stat_samples]], y[pick[: config.stat_samples]])
         cands = [candidate(net, stats, h, limit[h], config.statistical_threshold) for h in layers if limit[h] >= 1]
@@ -267,15 +294,9 @@ def grow(
         amp = torch.randperm(len(x), generator=gen)[: config.amplitude_samples]
         if config.addition == "optimal":
             amplitude, before, after, evaluations = choose_amplitude(net, best, x[amp], y[amp])
-            with torch.no_grad():  # on the statistics' own sample, where the prediction was made
-                _, ins, _ = net.record(x[pick[: config.stat_samples]])
-                ys = y[pick[: config.stat_samples]]
-                base = _layer_loss(net, best, ins, ys, 0.0)
-                actual = base - _layer_loss(net, best, ins, ys, amplitude)
-                # the first-order claim itself: the measured slope at a step 1,000x smaller
-                tiny = amplitude * 1e-3
-                slope = (base - _layer_loss(net, best, ins, ys, tiny)) / tiny
-            alpha, omega, delta = best.neurons.alpha, best.neurons.omega, best.delta
+            sample = (x[pick[: config.stat_samples]], y[pick[: config.stat_samples]])
+            actual, slope = _check_first_order(net, best, *sample, amplitude)
+            alpha, omega, delta, moments = best.neurons.alpha, best.neurons.omega, best.delta, best.moments
             row.update(
                 amplitude=amplitude, predicted_decrease=amplitude * best.first_order, actual_decrease=actual,
                 amplitude_batch_decrease=before - after, loss_evaluations=evaluations,
@@ -286,8 +307,8 @@ def grow(
         else:
             k = forced[1] if forced else best.neurons.count
             alpha, omega = _random_neurons(net, best.layer, k, gen)
-            delta, amplitude = None, 1.0
-        net.grow(best.layer, alpha, omega, delta, amplitude, optimizer)
+            delta, amplitude, moments = None, 1.0, neuron_moments(stats, best.layer, alpha)
+        net.grow(best.layer, alpha, omega, delta, amplitude, optimizer, moments)
         row.update(added=int(alpha.shape[0]), growth_wall_s=time.perf_counter() - wall,
                    growth_cpu_s=time.process_time() - cpu)  # fmt: skip
         t0 = time.perf_counter()
