@@ -25,7 +25,9 @@ the first growth step and after each, at most ``--neurons-per-step`` neurons per
   images on CIFAR (its full-split search would take hours per step here);
 - ``random``: the zcnas run's layers and sizes, with random neurons (GroMo's copy-uniform);
 - ``scratch`` / ``scratch-gromo``: the final architecture of zcnas / GroMo, trained from a fresh
-  initialisation (the same scheme) for the same total number of epochs.
+  initialisation (the same scheme) for the same total number of epochs;
+- ``scratch-uniform``: equal widths, the widest within zcnas's final parameter count, trained
+  the same way (what one would train without a width search).
 
     python scripts/bench_grow.py --task digits-mlp --out bench_grow --seeds 10
     python scripts/bench_grow.py --task cifar-cnn --shared ../shared/data --out bench_grow --seeds 3
@@ -51,8 +53,8 @@ import torch.nn.functional as F
 from torch import nn
 
 ARMS = {
-    "digits-mlp": ("zcnas", "zcnas-total", "gromo", "random", "scratch", "scratch-gromo"),
-    "cifar-cnn": ("zcnas", "zcnas-convconv", "gromo", "random", "scratch", "scratch-gromo"),
+    "digits-mlp": ("zcnas", "zcnas-total", "gromo", "random", "scratch", "scratch-gromo", "scratch-uniform"),
+    "cifar-cnn": ("zcnas", "zcnas-convconv", "gromo", "random", "scratch", "scratch-gromo", "scratch-uniform"),
 }
 
 
@@ -250,6 +252,15 @@ def run_scratch(args, data, seed, widths, epochs) -> dict:
     return {"history": [row], "widths": widths, "wall_s": time.perf_counter() - started}
 
 
+def uniform_widths(task: str, layers: int, budget: int) -> list[int]:
+    """The widest equal widths whose network has at most ``budget`` parameters."""
+    build = mlp if task == "digits-mlp" else cnn
+    width = 1
+    while sum(p.numel() for p in build([width + 1] * layers).parameters()) <= budget:
+        width += 1
+    return [width] * layers
+
+
 def read(path: Path) -> dict:
     rows = {}
     if path.exists():
@@ -307,7 +318,7 @@ def summary(rows: dict, task: str) -> dict:
         out[arm] = entry
     paired = {}
     pairs = [("zcnas", "gromo"), ("zcnas-convconv", "gromo"), ("zcnas", "scratch"), ("zcnas", "random"),
-             ("gromo", "scratch-gromo")]  # fmt: skip
+             ("gromo", "scratch-gromo"), ("scratch", "scratch-uniform"), ("zcnas", "scratch-uniform")]  # fmt: skip
     for a, b in pairs:
         seeds = sorted({s for (arm, s) in rows if arm == a} & {s for (arm, s) in rows if arm == b})
         if seeds:
@@ -315,6 +326,17 @@ def summary(rows: dict, task: str) -> dict:
             diff = [rows[(a, s)]["history"][-1]["test_acc"] - rows[(b, s)]["history"][-1]["test_acc"] for s in seeds]
             paired[f"{a} - {b}"] = mean_ci(diff)
     out["paired_test_acc_difference"] = paired
+    # along the way: the same steps and sizes (random replays zcnas), before the final training
+    path = []
+    for (arm, seed), r in sorted(rows.items()):
+        other = rows.get(("random", seed))
+        if arm == "zcnas" and other and not other.get("error"):
+            a = [h["test_acc"] for h in r["history"] if h.get("event") == "grow"]
+            b = [h["test_acc"] for h in other["history"] if h.get("event") == "grow"]
+            if a and len(a) == len(b):
+                path.append(float(np.mean(np.subtract(a, b))))
+    if path:
+        out["growth_path_test_acc_difference"] = {"zcnas - random": mean_ci(path)}
     if "growth_step_wall_s" in out.get("zcnas", {}) and "growth_step_wall_s" in out.get("gromo", {}):
         out["gromo_over_zcnas_growth_step_time"] = (
             out["gromo"]["growth_step_wall_s"]["mean"] / out["zcnas"]["growth_step_wall_s"]["mean"]
@@ -376,13 +398,16 @@ def main(argv=None) -> int:
                 schedule = [[s["layer"], s["added"]] for s in base if s.get("event") == "grow"]
                 r = run_zcnas(args, data, seed, addition="random", schedule=schedule)
             else:
-                source = rows[("zcnas" if arm == "scratch" else "gromo", seed)]
+                source = rows[("gromo" if arm == "scratch-gromo" else "zcnas", seed)]
                 if source.get("error"):
                     print(f"{arm} seed {seed}: skipped, GroMo failed ({source['error']})", file=sys.stderr)
                     continue
                 grown_steps = sum(1 for s in source["history"] if s.get("event") in ("start", "grow"))
                 epochs = grown_steps * args.epochs_per_step + args.final_epochs
-                r = run_scratch(args, data, seed, source["widths"], epochs)
+                widths = source["widths"]
+                if arm == "scratch-uniform":
+                    widths = uniform_widths(args.task, len(widths), source["history"][-1]["params"])
+                r = run_scratch(args, data, seed, widths, epochs)
             r.update(arm=arm, seed=seed, args=vars(args))
             rows[(arm, seed)] = r
             with open(log, "a") as f:
@@ -398,7 +423,7 @@ def main(argv=None) -> int:
     seed0 = {arm: rows[(arm, 0)]["history"] for arm in ("zcnas", "zcnas-convconv", "gromo", "random")
              if (arm, 0) in rows and not rows[(arm, 0)].get("error")}  # fmt: skip
     points = {f"{arm} (seed 0)": (rows[(arm, 0)]["history"][-1]["params"], rows[(arm, 0)]["history"][-1]["test_acc"])
-              for arm in ("scratch", "scratch-gromo") if (arm, 0) in rows}  # fmt: skip
+              for arm in ("scratch", "scratch-gromo", "scratch-uniform") if (arm, 0) in rows}  # fmt: skip
     if seed0:
         plot_growth(seed0, out / f"{args.task}.png", points)
     print(json.dumps({k: v for k, v in result.items() if k != "protocol"}, indent=1))
