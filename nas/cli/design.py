@@ -1,4 +1,4 @@
-"""``nas design nlc|normalize|width|activation``: explain or change one network before training.
+"""``nas design nlc|normalize|width|activation|capacity``: explain or change one network before training.
 
 MODEL is ``mlp(widths=256-256,act=relu,bn=false,skip=false,init=default,gain=1)``,
 ``cnn(channels=16-32-64,blocks=1,act=relu,bn=true,skip=false,init=default,gain=1)``, a benchmark
@@ -25,7 +25,8 @@ EXAMPLES = (
     "  nas design normalize 'mlp(widths=512-512-512-512)' --target 2 --data cifar10:DIR --out mlp_nlc2.pt\n"
     "  nas design width 'mlp(widths=256-256)' --layer 0 --data cifar10:DIR --images 1280 --plot width.png\n"
     "  nas design activation 'mlp(widths=256-256)' --data cifar10:DIR --activations relu,tanh,gelu,sigmoid \\\n"
-    "      --inits default,xavier_normal,kaiming_normal"
+    "      --inits default,xavier_normal,kaiming_normal\n"
+    "  nas design capacity 'cnn(channels=4-4,act=identity,bn=false)' --data digits --images 1 --plot cap.png"
 )
 
 
@@ -50,7 +51,7 @@ def _common(p: argparse.ArgumentParser, images: int, images_help: str = "") -> N
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "design",
-        help="explain or change one network: NLC per layer, nonlinearity normalisation, NEAR width and activation",
+        help="explain or change one network: NLC per layer, normalisation, NEAR width and activation, capacity",
         description=__doc__,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -103,6 +104,17 @@ def add_parser(sub) -> None:
     a.add_argument("--repetitions", type=int, default=3, help="fresh initialisations per pair (default 3)")
     a.set_defaults(func=cmd_activation, parser=a)
 
+    c = inner.add_parser(
+        "capacity",
+        help="capacity allocation: the effective parameters spent on each input coordinate",
+        epilog=EXAMPLES,
+        formatter_class=fmt,
+    )
+    _common(c, 4, "inputs where a nonlinear model is linearised (default 4; a linear model needs 1)")
+    c.add_argument("--output", type=int, default=None, help="the output index measured (default: their sum)")
+    c.add_argument("--plot", metavar="FILE", help="write the capacity map here (a bar plot, or a heatmap for images)")
+    c.set_defaults(func=cmd_capacity, parser=c)
+
 
 def _names(table: str) -> list[str]:
     from nas.design import models
@@ -115,6 +127,15 @@ def _setup(args: argparse.Namespace, images: int):
     import torch
 
     from nas.data import load_batch, parse_data_arg
+
+    if args.data == "digits":  # scikit-learn's 8x8 digits, as (1, 8, 8) images
+        from nas.data import load_digits
+        from nas.design import parse_model
+
+        x, _ = load_digits("train")
+        g = torch.Generator().manual_seed(args.seed)
+        pick = torch.randperm(len(x), generator=g)[:images]
+        return parse_model(args.model), x[pick].reshape(-1, 1, 8, 8), 10, "cpu", _Digits(images, args.seed)
     from nas.design import parse_model
     from nas.devices import resolve_device
     from nas.errors import NasError
@@ -128,6 +149,42 @@ def _setup(args: argparse.Namespace, images: int):
     batch = load_batch(data)
     device = resolve_device(args.device)
     return spec, batch.inputs.to(device), batch.num_classes, device, data
+
+
+class _Digits:
+    def __init__(self, images: int, seed: int):
+        self.images, self.seed = images, seed
+
+    def protocol(self) -> dict:
+        return {"source": "digits", "split": "train", "images": self.images, "seed": self.seed}
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from nas.design.capacity import capacity_allocation, plot_capacity
+    from nas.errors import NasError
+
+    spec, x, classes, device, data = _setup(args, max(args.images, 2))
+    x = x[: args.images].cpu()
+    model = _build(spec, x, classes, args.seed, "cpu")
+    size = x[0].numel() * args.images * sum(p.numel() for p in model.parameters())
+    if size > 2e7:  # about a minute of Jacobians on a laptop core
+        raise NasError(
+            f"capacity needs a (inputs x coordinates x parameters) Jacobian of {size:,.0f} entries; "
+            "use fewer --images or a smaller model (it is meant for small networks)"
+        )
+    report = capacity_allocation(model, x, output=args.output)
+    if args.plot:
+        plot_capacity({spec.text[:60]: report}, args.plot)
+    if args.json:
+        print_json({"model": spec.text, "inputs": data.protocol(), "output": args.output, **report.to_dict()})
+        return 0
+    per = report.per_input.sum(0) if report.per_input.ndim == 3 else report.per_input
+    print(f"{spec.text}: capacity {report.total:.2f} = rank {report.rank} of {report.parameters} parameters "
+          f"({report.samples} linearisation input(s))")  # fmt: skip
+    rows = per if per.ndim == 2 else per.reshape(1, -1)
+    for row in rows:
+        print(" ".join(f"{v:5.2f}" for v in row))
+    return 0
 
 
 def _build(spec, inputs, num_classes: int, seed: int, device: str):
