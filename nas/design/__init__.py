@@ -8,10 +8,13 @@
 - :func:`model_layer_size` / :func:`estimate_layer_size`: NEAR's estimate of a layer's width;
   :func:`rank_model_activations` / :func:`rank_activation_init`: NEAR's ranking of activation and
   initialisation pairs.
+- :func:`capacity_allocation`: the effective parameters a network spends on each input
+  coordinate (Donier's capacity allocation, our implementation), :func:`plot_capacity`;
+  :func:`layer_transfer` / :func:`markov_allocation`: the layer-decoupled allocation.
 - :func:`parse_model`: the networks these take by name: ``mlp(...)``, ``cnn(...)``, a benchmark
   architecture ``SPACE:ARCH`` or your ``module:factory``.
 
-The command line is ``nas design nlc|normalize|width|activation``; docs/design.md has the method
+The command line is ``nas design nlc|normalize|width|activation|capacity``; docs/design.md has the method
 and the evidence. The design tools know nothing of benchmark accuracies or search.
 
 >>> import torch
@@ -21,6 +24,14 @@ and the evidence. The design tools know nothing of benchmark accuracies or searc
 1.0
 """
 
+from nas.design.capacity import (
+    CapacityReport,
+    capacity_allocation,
+    input_gradient_energy,
+    layer_transfer,
+    markov_allocation,
+    plot_capacity,
+)
 from nas.design.models import ACTIVATIONS, INITS, ModelSpec, parse_model
 from nas.design.near import (
     LayerSizeEstimate,
@@ -43,6 +54,12 @@ from nas.design.normalize import (
 )
 
 __all__ = [
+    "capacity_allocation",
+    "CapacityReport",
+    "plot_capacity",
+    "layer_transfer",
+    "markov_allocation",
+    "input_gradient_energy",
     "layer_nlc",
     "network_nlc",
     "NLCReport",
