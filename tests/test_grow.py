@@ -299,6 +299,7 @@ def test_same_statistics_and_neurons_as_gromo_on_the_same_tensors():
     from gromo.containers.growing_mlp import GrowingMLP
 
     x, y = _task(n=300, inputs=6, classes=3)
+    torch.manual_seed(0)  # GroMo draws its weights from the global generator
     peer = GrowingMLP(6, 3, hidden_size=4, number_hidden_layers=2, activation=nn.SELU())
     ours = _mlp(nn.SELU, widths=(4, 4), inputs=6, classes=3)
     with torch.no_grad():
@@ -317,15 +318,20 @@ def test_same_statistics_and_neurons_as_gromo_on_the_same_tensors():
         mine = candidate(net, stats, layer, max_neurons=2)
         assert torch.allclose(theirs.tensor_s().double(), stats.s[layer + 1], atol=1e-5)
         assert torch.allclose(theirs.tensor_m().double(), stats.m[layer + 1], atol=1e-6)
-        assert torch.allclose(theirs.delta_raw.double(), mine.delta, atol=1e-4)
+        # GroMo solves S dW = M in float32; S's condition number makes the match relative
+        assert torch.linalg.norm(theirs.delta_raw.double() - mine.delta) < 1e-3 * torch.linalg.norm(mine.delta)
         assert float(theirs.parameter_update_decrease) == pytest.approx(mine.parameter_decrease, rel=1e-4)
+        ours_n = -stats.m_prev[layer][:, 0] + stats.p[layer][:, 0] @ mine.delta.T  # N = -M₋₂ + P dW*ᵀ
+        assert torch.linalg.norm(theirs.tensor_n.double() - ours_n) < 1e-3 * torch.linalg.norm(ours_n)
         assert torch.allclose(theirs.eigenvalues_extension.double(), mine.neurons.singular_values, rtol=1e-3, atol=1e-6)
         ext = theirs.previous_module.extended_output_layer
         alpha = torch.cat([ext.weight, ext.bias[:, None]], 1).double()
         sign = torch.sign((alpha * mine.neurons.alpha).sum(1))  # each neuron is defined up to its sign
-        assert torch.allclose(alpha * sign[:, None], mine.neurons.alpha, atol=1e-4)
+        assert torch.linalg.norm(alpha * sign[:, None] - mine.neurons.alpha) < 1e-3 * torch.linalg.norm(
+            mine.neurons.alpha
+        )
         omega = theirs.extended_input_layer.weight.double()
-        assert torch.allclose(omega * sign, mine.neurons.omega, atol=1e-4)
+        assert torch.linalg.norm(omega * sign - mine.neurons.omega) < 1e-3 * torch.linalg.norm(mine.neurons.omega)
         assert float(theirs.first_order_improvement) == pytest.approx(mine.score("total"), rel=1e-4)
 
 
