@@ -271,7 +271,8 @@ def grow(
     if not history:
         train_epochs(model, optimizer, x, y, config.epochs_per_step, config.batch_size, gen)
         record({"step": 0, "event": "start"})
-    bar = tqdm(total=config.max_steps, initial=len(history) - 1, disable=not progress, desc="growing", unit="step")
+    # the budget, not the step limit, usually ends growth: the bar counts steps and shows the parameters
+    bar = tqdm(initial=len(history) - 1, disable=not progress, desc="growing", unit="step")
     done = history[-1]["event"] == "final"
     while not done and len(history) - 1 < config.max_steps:
         step_no = len(history)
@@ -316,7 +317,10 @@ def grow(
         row["train_wall_s"] = time.perf_counter() - t0
         record(row)
         bar.update(1)
-        bar.set_postfix(widths="-".join(map(str, net.widths)), test_acc=f"{row['test_acc']:.1f}")
+        bar.set_postfix(
+            widths="-".join(map(str, net.widths)), params=f"{net.num_params}/{config.max_params}",
+            test_acc=f"{row['test_acc']:.1f}",
+        )  # fmt: skip
     bar.close()
     if history[-1]["event"] != "final":
         train_epochs(model, optimizer, x, y, config.final_epochs, config.batch_size, gen)
