@@ -168,26 +168,36 @@ def spread(profile: np.ndarray) -> float:
 
 
 def plot_capacity(reports: dict[str, CapacityReport], path: str | Path, marks=None) -> None:
-    """Capacity per input coordinate, one panel per model: a line for 1-D inputs, a heatmap for 2-D.
-    ``marks``: input positions to highlight (e.g. where the task's dependencies are)."""
+    """Capacity per input coordinate, one panel per model: bars for 1-D inputs, a heatmap for images
+    (channels summed). ``marks``: 1-D positions to highlight (e.g. where the task's dependencies are)."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def values_of(rep: CapacityReport) -> np.ndarray:
+        v = np.squeeze(rep.per_input)
+        return v.sum(0) if v.ndim == 3 else v
+
+    images = values_of(next(iter(reports.values()))).ndim == 2
     n = len(reports)
-    fig, axes = plt.subplots(n, 1, figsize=(7, 1.6 * n + 0.4), squeeze=False)
-    for ax, (label, rep) in zip(axes[:, 0], reports.items()):
-        values = np.squeeze(rep.per_input)
+    shape = (1, n) if images else (n, 1)
+    size = (3.4 * n, 3.6) if images else (7, 1.6 * n + 0.4)
+    fig, axes = plt.subplots(*shape, figsize=size, squeeze=False)
+    for ax, (label, rep) in zip(axes.ravel(), reports.items()):
+        values = values_of(rep)
         if values.ndim == 2:
             im = ax.imshow(values, cmap="viridis", vmin=0, vmax=max(1e-9, float(values.max())))
-            fig.colorbar(im, ax=ax, fraction=0.03)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         else:
             ax.bar(np.arange(values.size), values.ravel(), width=1.0, color="tab:blue")
             ax.set_ylim(0, max(1.0, float(values.max()) * 1.05))
             for m in marks or []:
                 ax.axvline(m, color="tab:red", lw=0.8, ls="--")
-        ax.set_title(f"{label}: total {rep.total:.1f} = rank {rep.rank} of {rep.parameters} parameters", fontsize=8)
+        title = f"{label}: capacity {rep.total:.1f} = rank {rep.rank} of {rep.parameters} parameters"
+        ax.set_title("\n".join(textwrap.wrap(title, 40 if images else 110)), fontsize=7)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
