@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup setup-dev test test-all lint lint-types docs demo bench bench-search bench-supernet bench-design bench-grow bench-cluster reproduce clean
+.PHONY: setup setup-dev test test-all lint lint-types docs demo bench bench-search bench-supernet bench-design bench-grow bench-capacity bench-cluster reproduce clean
 
 setup: $(VENV)/.installed
 
@@ -87,7 +87,12 @@ bench-design: setup
 
 # TINY growth (docs/grow.md): zcnas against GroMo, training from scratch and random neurons, 10 seeds.
 bench-grow: setup
-	$(PY) scripts/bench_grow.py --out bench_grow --seeds 10 $(BENCH_GROW_ARGS)
+	$(PY) scripts/bench_grow.py --task digits-mlp --out bench_grow --seeds 10 $(BENCH_GROW_ARGS)
+	$(PY) scripts/bench_grow.py --task cifar-cnn --shared $(SHARED) --out bench_grow --seeds 3 $(BENCH_GROW_ARGS)
+
+# Capacity allocation (docs/design.md): where architectures put their capacity, and the ERF check.
+bench-capacity: setup
+	$(PY) scripts/bench_capacity.py --out bench_capacity
 
 # Scoring on a local Dask cluster: NEAR throughput with 1, 2, 4 workers on NB101, and the projected
 # core-hours to score all 423,624 NB101 cells per proxy (run it on an idle machine).
