@@ -273,6 +273,28 @@ def test_convolutional_growth_in_place_equals_its_evaluation_and_batchnorm_start
         assert float(F.cross_entropy(model2(x), y)) == pytest.approx(expected, rel=1e-10)
 
 
+@pytest.mark.parametrize("stride, padding, dilation", [(1, 1, 1), (2, 1, 1), (1, 2, 2), (2, 0, 1)])
+def test_conv_statistics_without_unfolding_equal_the_unfolded_ones(stride, padding, dilation):
+    from nas.strategies.grow.statistics import _conv_reads, _rows
+
+    g = torch.Generator().manual_seed(0)
+    n, d, size, out, rows = 3, 5, (7, 6), 2, 4
+    nxt = nn.Conv2d(d, out, 3, stride=stride, padding=padding, dilation=dilation)
+    maps = torch.randn(n, d, *size, generator=g, dtype=torch.float64)
+    out_size = nxt(maps.float())[0, 0].shape
+    q = out_size[0] * out_size[1]
+    grads = torch.randn(out, n * q, generator=g, dtype=torch.float64)
+    nexts = torch.randn(rows, n * q, generator=g, dtype=torch.float64)
+    u = F.unfold(maps, 3, dilation, padding, stride).reshape(n, d, 9, q)
+    uk = u.permute(1, 2, 0, 3).reshape(d * 9, -1)
+    ud = u.permute(1, 0, 2, 3).reshape(d, -1)
+    m_prev, p, second, k = _conv_reads(nxt, maps, grads, nexts, _rows(maps.reshape(n, d, -1)), out_size)
+    assert k == 9
+    assert torch.allclose(second, ud @ ud.T, rtol=1e-12)
+    assert torch.allclose(m_prev, (uk @ grads.T).reshape(d, 9, -1), rtol=1e-5, atol=1e-5)  # float32 kernels
+    assert torch.allclose(p, (uk @ nexts.T).reshape(d, 9, -1), rtol=1e-5, atol=1e-5)
+
+
 def test_a_cnn_grows_and_resumes(tmp_path):
     x, y = _images(dtype=torch.float32)
     make = lambda: _cnn("flatten", bn=True, act=nn.ReLU, dtype=torch.float32).train()  # noqa: E731

@@ -8,11 +8,15 @@ Per hidden layer h, with U what layer h+1 reads of each patch feature of layer h
 new neurons' input second moment ``S₂ = U Uᵀ / K``. For a Linear layer K = 1 and these are the
 paper's formulas; for a convolution S₂ is our reading (docs/grow.md): it drops the products of
 different kernel slots, which is exact for a 1x1 kernel or a global average pool.
-Accumulated in float64, in batches, without touching parameter gradients.
+Accumulated in float64, in batches, without touching parameter gradients; U, the largest tensor
+(D x K x Q per sample), is formed in float32 and its products accumulate in float64. S₂ of a
+convolution needs no U at all: unfold only selects, so it weighs each position by how often the
+next layer reads it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +24,35 @@ import torch.nn.functional as F
 
 from nas.strategies.grow.closed_form import NewNeurons, optimal_delta, optimal_neurons
 from nas.strategies.grow.network import GrowableNet
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """(n, D, Q) -> (D, n·Q): features as rows, every (sample, position) pair as a column."""
+    return t.transpose(0, 1).reshape(t.shape[1], -1)
+
+
+def _conv_reads(nxt: torch.nn.Conv2d, maps, grads, next_patches, patches, out_size):
+    """M₋₂, P and UUᵀ when the next layer is a convolution, without forming U (D x K x Q per sample).
+
+    ``Σ_q U[d,k,q] G[o,q]`` is the weight gradient of a convolution of the patch maps with the
+    next layer's geometry, so M₋₂ and P come from ``conv2d_weight`` (float32, fast kernels; the
+    sums accumulate in float64). Unfold only selects, so UUᵀ weighs each position by how often the
+    next layer reads it.
+    """
+    n, d = maps.shape[:2]
+    k = nxt.kernel_size[0] * nxt.kernel_size[1]
+    geometry = dict(stride=nxt.stride, padding=nxt.padding, dilation=nxt.dilation)
+
+    def correlate(second: torch.Tensor) -> torch.Tensor:  # second: (rows, n·Q) -> (D, K, rows)
+        rows = second.shape[0]
+        grad_output = second.reshape(rows, n, *out_size).transpose(0, 1).float()
+        w = torch.nn.grad.conv2d_weight(maps.float(), (rows, d, *nxt.kernel_size), grad_output, **geometry)
+        return w.double().reshape(rows, d, k).permute(1, 2, 0)
+
+    slots = torch.ones(1, k, math.prod(out_size), dtype=torch.float64)
+    reads = F.fold(slots, tuple(maps.shape[2:]), nxt.kernel_size, **geometry)  # type: ignore[arg-type]
+    second = (patches * reads.reshape(-1).repeat(n)) @ patches.T
+    return correlate(grads), correlate(next_patches), second, k
 
 
 @dataclass
@@ -48,20 +81,33 @@ def collect_statistics(net: GrowableNet, x: torch.Tensor, y: torch.Tensor, batch
         loss = F.cross_entropy(out, yb, reduction="sum")
         grads = torch.autograd.grad(loss, pres)
         total += float(loss.detach())
-        xs = [stage.patches(h.detach()) for stage, h in zip(net.stages, ins)]
-        gs = [g.double().reshape(g.shape[0], g.shape[1], -1) for g in grads]
+        # every statistic is one matrix product over (sample, position) pairs: (rows, n·Q) x (n·Q, cols)
+        xs = [_rows(stage.patches(h.detach())) for stage, h in zip(net.stages, ins)]  # (D, n·Q)
+        gs = [_rows(g.double().reshape(g.shape[0], g.shape[1], -1)) for g in grads]  # (out, n·Q)
         for i in range(n_st):
-            positions[i] = xs[i].shape[2]
-            acc["s"][i] = acc["s"][i] + torch.einsum("ndq,neq->de", xs[i], xs[i])
-            acc["m"][i] = acc["m"][i] + torch.einsum("ndq,noq->do", xs[i], gs[i])
-            acc["mean"][i] = acc["mean"][i] + xs[i].sum((0, 2))
+            positions[i] = xs[i].shape[1] // len(xb)
+            acc["s"][i] = acc["s"][i] + xs[i] @ xs[i].T
+            acc["m"][i] = acc["m"][i] + xs[i] @ gs[i].T
+            acc["mean"][i] = acc["mean"][i] + xs[i].sum(1)
         for h in range(n_st - 1):
             size = pres[h].shape[2:]
-            maps = xs[h].reshape(xs[h].shape[0], xs[h].shape[1], *size) if size else xs[h][..., None]
-            u = net.stages[h].read(maps, net.stages[h + 1])  # (n, D, K, Q)
-            acc["s2"][h] = acc["s2"][h] + torch.einsum("ndkq,nekq->de", u, u) / u.shape[2]
-            acc["m_prev"][h] = acc["m_prev"][h] + torch.einsum("ndkq,noq->dko", u, gs[h + 1])
-            acc["p"][h] = acc["p"][h] + torch.einsum("ndkq,neq->dke", u, xs[h + 1])
+            d = xs[h].shape[0]
+            patches = xs[h].reshape(d, len(xb), -1).transpose(0, 1)  # back to (n, D, positions)
+            maps = patches.reshape(len(xb), d, *size) if size else patches[..., None]
+            nxt = net.stages[h + 1].weight
+            if isinstance(nxt, torch.nn.Conv2d):
+                m_prev, p, second, k = _conv_reads(nxt, maps, gs[h + 1], xs[h + 1], xs[h], pres[h + 1].shape[2:])
+            else:  # a Linear after pooling / Flatten reads few slots: U is small
+                u = net.stages[h].read(maps, net.stages[h + 1])  # (n, D, K, 1)
+                k = u.shape[2]
+                uk = u.permute(1, 2, 0, 3).reshape(d * k, -1)
+                ud = u.permute(1, 0, 2, 3).reshape(d, -1)
+                m_prev = (uk @ gs[h + 1].T).reshape(d, k, -1)
+                p = (uk @ xs[h + 1].T).reshape(d, k, -1)
+                second = ud @ ud.T
+            acc["m_prev"][h] = acc["m_prev"][h] + m_prev
+            acc["p"][h] = acc["p"][h] + p
+            acc["s2"][h] = acc["s2"][h] + second / k
     n = len(x)
     return Statistics(
         s=[t / n for t in acc["s"]], m=[t / n for t in acc["m"]],
