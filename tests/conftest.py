@@ -38,6 +38,17 @@ def isolated_nas_home(tmp_path, monkeypatch):
     return home
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (small matmuls are slower, and noisier, with more)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 NATS_FIXTURE_INDICES = (0, 11, 284)
 
 

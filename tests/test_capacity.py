@@ -19,13 +19,7 @@ from nas.design.capacity import (
     spread,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_a_dense_layer_spreads_its_capacity_uniformly():

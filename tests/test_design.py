@@ -34,12 +34,7 @@ CELL = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_con
 RELU_GAUSSIAN_NLC = math.sqrt(0.5 / (0.5 - 1 / (2 * math.pi)))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def images(n: int = 48, seed: int = 0, size: int = 8) -> torch.Tensor:

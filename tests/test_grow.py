@@ -26,13 +26,7 @@ from nas.strategies.grow import (
 )
 from nas.strategies.grow.loop import _layer_loss
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _mlp(act=nn.Tanh, widths=(3, 2), inputs=5, classes=4, seed=0, dtype=torch.float32):
@@ -42,6 +36,13 @@ def _mlp(act=nn.Tanh, widths=(3, 2), inputs=5, classes=4, seed=0, dtype=torch.fl
         layers += [nn.Linear(prev, w), act()]
         prev = w
     return nn.Sequential(*layers, nn.Linear(prev, classes)).to(dtype)
+
+
+def _loss_slope(net, cand, x, y, eps=1e-6) -> float:
+    """The loss slope along the growth direction at step 0, by a finite difference (float64 nets)."""
+    _, ins, _ = net.record(x)
+    ins = [t.detach() for t in ins]
+    return (_layer_loss(net, cand, ins, y, 0.0) - _layer_loss(net, cand, ins, y, eps)) / eps
 
 
 def _task(n=400, inputs=5, classes=4, seed=1, dtype=torch.float32):
@@ -91,13 +92,8 @@ def test_first_order_prediction_is_the_loss_slope_for_a_smooth_activation(layer)
     # tanh is smooth with tanh(0) = 0 and slope 1: the linearisation is exact to first order.
     net = GrowableMLP(_mlp(nn.Tanh, dtype=torch.float64))
     x, y = _task(dtype=torch.float64)
-    stats = collect_statistics(net, x, y)
-    cand = candidate(net, stats, layer, max_neurons=2)
-    _, ins, _ = net.record(x)
-    ins = [t.detach() for t in ins]
-    eps = 1e-6
-    slope = (_layer_loss(net, cand, ins, y, 0.0) - _layer_loss(net, cand, ins, y, eps)) / eps
-    assert slope == pytest.approx(cand.first_order, rel=1e-4)
+    cand = candidate(net, collect_statistics(net, x, y), layer, max_neurons=2)
+    assert _loss_slope(net, cand, x, y) == pytest.approx(cand.first_order, rel=1e-4)
     assert cand.first_order > 0
 
 
@@ -239,13 +235,8 @@ def test_convolutional_growth_first_order_prediction_is_the_loss_slope(head, lay
     # conv -> conv (a stride-2 next layer) and conv -> linear, through Flatten or a global pool
     net = GrowableNet(_cnn(head))
     x, y = _images()
-    stats = collect_statistics(net, x, y, batch_size=40)
-    cand = candidate(net, stats, layer, max_neurons=2)
-    _, ins, _ = net.record(x)
-    ins = [t.detach() for t in ins]
-    eps = 1e-6
-    slope = (_layer_loss(net, cand, ins, y, 0.0) - _layer_loss(net, cand, ins, y, eps)) / eps
-    assert slope == pytest.approx(cand.first_order, rel=1e-4)
+    cand = candidate(net, collect_statistics(net, x, y, batch_size=40), layer, max_neurons=2)
+    assert _loss_slope(net, cand, x, y) == pytest.approx(cand.first_order, rel=1e-4)
 
 
 @pytest.mark.parametrize("head", ["flatten", "pool"])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.nn.grad import conv2d_weight
 
 from nas.strategies.grow.closed_form import NewNeurons, optimal_delta, optimal_neurons
 from nas.strategies.grow.network import GrowableNet
@@ -46,7 +47,7 @@ def _conv_reads(nxt: torch.nn.Conv2d, maps, grads, next_patches, patches, out_si
     def correlate(second: torch.Tensor) -> torch.Tensor:  # second: (rows, n·Q) -> (D, K, rows)
         rows = second.shape[0]
         grad_output = second.reshape(rows, n, *out_size).transpose(0, 1).float()
-        w = torch.nn.grad.conv2d_weight(maps.float(), (rows, d, *nxt.kernel_size), grad_output, **geometry)
+        w = conv2d_weight(maps.float(), (rows, d, *nxt.kernel_size), grad_output, **geometry)
         return w.double().reshape(rows, d, k).permute(1, 2, 0)
 
     slots = torch.ones(1, k, math.prod(out_size), dtype=torch.float64)
