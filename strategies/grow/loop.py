@@ -178,7 +178,7 @@ def _random_neurons(net: GrowableNet, layer: int, k: int, gen: torch.Generator) 
     first, second = net.stages[layer], net.stages[layer + 1]
 
     def draw(shape, like):
-        std = float(like.std()) if like.numel() > 1 else 1.0 / math.sqrt(like.shape[-1])
+        std = float(like.detach().std()) if like.numel() > 1 else 1.0 / math.sqrt(like.shape[-1])
         return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * math.sqrt(3) * std
 
     alpha = draw((k, first.weight.weight[0].numel() + int(first.bias)), first.weight.weight)
