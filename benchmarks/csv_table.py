@@ -12,12 +12,15 @@ One row per architecture. Columns (any order; unknown columns are ignored and re
 - **costs**: ``params`` (a count) or ``params_mb`` (millions), ``flops`` (millions), each
   recorded for the 10-class CIFAR-10 head unless prefixed ``<dataset>_``.
 
-``../shared/data/nb201/nb201_accuracies.csv`` follows this schema (import with ``epochs=200``).
+``../shared/data/nb201/nb201_accuracies.csv`` follows this schema (import with ``epochs=200``), and so
+does ``../shared/data/nats_sss/nats_sss_hp90_valid.csv.gz``: a name ending in ``.gz`` is read
+through gzip.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import os
 import re
 from pathlib import Path
@@ -30,6 +33,13 @@ from nas.errors import BenchmarkError, NasError
 _METRIC = re.compile(r"^(?:hp(\d+)_)?(cifar10|cifar100|imagenet16)_(train|valid|test)$")
 _COST = re.compile(r"^(?:(cifar10|cifar100|imagenet16)_)?(params|params_mb|flops)$")
 KEY_COLUMNS = ("index", "arch_str", "arch", "hash")
+
+
+def open_text(path: str | os.PathLike):
+    """A CSV file for reading, gzip'ed or not (any name ending in ``.gz``)."""
+    if str(path).lower().endswith(".gz"):
+        return gzip.open(path, "rt", newline="", encoding="utf-8")
+    return open(path, newline="", encoding="utf-8")
 
 
 def _float(text: str) -> float:
@@ -57,7 +67,7 @@ def import_csv(path: str | os.PathLike, space: str, epochs: int | None = None) -
     space_name = canonical_space_name(space)
     if not path.is_file():
         raise BenchmarkError(f"CSV file {str(path)!r} does not exist")
-    with open(path, newline="") as f:
+    with open_text(path) as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         rows = list(reader)

@@ -205,7 +205,7 @@ def detect_format(source: str, space: str | None = None) -> str:
         for importer in fits:
             if importer.directory:
                 return importer.name
-    name = path.name.lower()
+    name = path.name.lower().removesuffix(".gz")  # a gzip'ed file is read as what it holds
     for importer in fits:
         if any(name.endswith(suffix) for suffix in importer.suffixes):
             return importer.name

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.benchmarks.csv_table import open_text
 from nas.benchmarks.protobuf import _final_run, decode_model_metrics
 from nas.benchmarks.table import TableData, nan_quiet
 from nas.benchmarks.tfrecord import _check_file, _iter_tfrecords, masked_crc32c, read_tfrecords
@@ -419,7 +420,7 @@ def import_nb101_subset_csv(path: str | os.PathLike) -> TableData:
     path = _check_file(path, "NAS-Bench-101 CSV file")
     name = str(path)
     try:
-        handle = open(path, newline="", encoding="utf-8")
+        handle = open_text(path)
     except OSError as err:
         raise BenchmarkError(f"cannot open NAS-Bench-101 CSV file {name!r}: {err.strerror or err}") from None
     keys: list[str] = []

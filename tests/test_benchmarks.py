@@ -335,3 +335,35 @@ def test_a_malicious_pth_is_refused_unless_trusted(tmp_path, capsys):
     code = main(["bench", "import", "nats-tss", str(path), "--out", str(tmp_path / "t.h5"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "--trust-pickle" in err and len(err.strip().splitlines()) == 1 and not marker.exists()
+
+
+def test_a_gzipped_csv_imports_like_the_plain_one(tmp_path):
+    import gzip
+
+    from nas.benchmarks.importers import detect_format
+
+    text = (
+        "index,arch,hp90_cifar10_valid,hp90_cifar100_valid,hp90_imagenet16_valid\n"
+        "0,8:8:8:8:8,76.888000,32.240000,16.600000\n"
+        "32767,64:64:64:64:64,90.712000,70.000000,45.000000\n"
+    )
+    plain, packed = tmp_path / "sss.csv", tmp_path / "sss.csv.gz"
+    plain.write_text(text)
+    with gzip.open(packed, "wt") as f:
+        f.write(text)
+    assert detect_format(str(packed), "nats-sss") == "csv"
+    a, b = load_source("nats-sss", str(plain)), load_source("nats-sss", str(packed))
+    assert list(b.indices) == [0, 32767] and b.keys == a.keys
+    combo = ("cifar10", "valid", 90)
+    np.testing.assert_array_equal(b.metrics[combo]["mean"], [76.888, 90.712])
+    np.testing.assert_array_equal(a.metrics[combo]["mean"], b.metrics[combo]["mean"])
+
+
+def test_the_full_nats_sss_table_imports_from_its_gzip_csv(shared_data, tmp_path):
+    source = require(shared_data / "nats_sss" / "nats_sss_hp90_valid.csv.gz")
+    table = BenchmarkTable(import_benchmark("nats-sss", str(source), out=tmp_path / "sss.h5"))
+    assert len(table) == 32768 and list(table.indices) == list(range(32768))
+    # the data README's checks: index 0 and the CIFAR-10 optimum
+    assert table.accuracy(0, dataset="cifar10", split="valid", epochs=90) == 76.888
+    assert table.accuracy(0, dataset="cifar100", split="valid", epochs=90) == 32.24
+    assert table.optimum(dataset="cifar10", split="valid", epochs=90) == ("64:64:64:64:64", 90.712)
