@@ -87,7 +87,7 @@ def _nb101_hdf5(source: str, *, space: str, epochs: int | None, progress: bool) 
 def _nb101_csv(source: str, *, space: str, epochs: int | None, progress: bool) -> TableData:
     from nas.benchmarks.nb101 import import_nb101_subset_csv
 
-    return import_nb101_subset_csv(source)
+    return import_nb101_subset_csv(source, progress=progress)
 
 
 NATS_DIR = Importer(
@@ -128,7 +128,7 @@ NB101_CSV = Importer(
     _nb101_csv,
     suffixes=(".csv",),
     spaces=("nb101",),
-    description="NB101 cells with their graphs and accuracies, one per row",
+    description="NB101 cells with their graphs and accuracies, or accuracies by module hash, one per row",
 )
 CSV = Importer("csv", _csv, suffixes=(".csv",), description="the documented accuracy CSV schema")
 

@@ -10,6 +10,9 @@ Three layouts are read into a :class:`~nas.benchmarks.table.TableData` for space
   neuralpredictor.pytorch and its copies).
 * :func:`import_nb101_subset_csv` -- the layout of ``nb101_subset_1000.csv`` (one run per cell,
   validation accuracy only), which gives CI a real NB101 table.
+* :func:`import_nb101_hash_csv` -- accuracies keyed by module hash alone (``hash, params,
+  hp<E>_cifar10_<split>``, e.g. ``nb101_all_test.csv.gz``), joined to our enumeration of the
+  space for the graphs.
 
 What every importer produces
 ----------------------------
@@ -40,6 +43,7 @@ import binascii
 import csv
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -408,7 +412,7 @@ _CSV_ACCURACY = {e: f"val_acc_{e}ep" for e in EPOCHS}
 _CSV_COLUMNS = ("hash", "num_vertices", "adjacency", "ops", "params", "train_time_108ep_s", *_CSV_ACCURACY.values())
 
 
-def import_nb101_subset_csv(path: str | os.PathLike) -> TableData:
+def import_nb101_subset_csv(path: str | os.PathLike, progress: bool = False) -> TableData:
     """Import the layout of ``nb101_subset_1000.csv``: one run per cell, validation accuracy only.
 
     Columns ``hash, num_vertices, adjacency`` (7x7 JSON, zero-padded), ``ops`` (JSON names),
@@ -436,6 +440,9 @@ def import_nb101_subset_csv(path: str | os.PathLike) -> TableData:
             header = reader.fieldnames or []
         except (UnicodeDecodeError, csv.Error):
             raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r} is not a UTF-8 CSV file") from None
+        if "adjacency" not in header and "hash" in header and any(_HASH_METRIC.match(c) for c in header):
+            handle.close()
+            return import_nb101_hash_csv(path, progress=progress)
         missing = [c for c in _CSV_COLUMNS if c not in header]
         if missing:
             raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r} lacks the column(s) {', '.join(missing)}")
@@ -481,6 +488,115 @@ def import_nb101_subset_csv(path: str | os.PathLike) -> TableData:
         accuracy_unit="percent (file stores fractions; multiplied by 100)",
         ops_codes=_OPS_DOC,
     )
+    return data
+
+
+_HASH_METRIC = re.compile(r"^hp(\d+)_cifar10_(train|valid|test)$")
+
+
+def import_nb101_hash_csv(path: str | os.PathLike, progress: bool = False, cells=None) -> TableData:
+    """Accuracies keyed by module hash: columns ``hash``, ``params`` (optional) and
+    ``hp<E>_cifar10_<split>`` in percent (means; ``nb101_all_test.csv.gz`` holds
+    ``hp108_cifar10_test``, the mean of 3 runs).
+
+    The graphs come from our enumeration of the space (:func:`~nas.searchspaces.nb101.iter_hashed_cells`,
+    or ``cells``: (hash, cell) pairs), which stops once every row is found: every hash must be a
+    NAS-Bench-101 cell, and every recorded parameter count must equal ours (an error names the
+    line). Where non-isomorphic graphs share a hash, the one whose parameters match is taken. The
+    rows are read streaming; the enumeration takes about 2-4 minutes for the whole space.
+    """
+    from nas.searchspaces.nb101 import NB101, iter_hashed_cells
+
+    path = _check_file(path, "NAS-Bench-101 CSV file")
+    name = str(path)
+    keys: list[str] = []
+    params: list[float] = []
+    columns: dict[str, list[float]] = {}
+    with open_text(path) as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        metric_columns = [c for c in header if _HASH_METRIC.match(c)]
+        for c in metric_columns:
+            columns[c] = []
+        try:
+            for row in reader:
+                try:
+                    key = (row.get("hash") or "").strip()
+                    if not re.fullmatch(r"[0-9a-f]{32}", key):
+                        raise ValueError(f"hash {key!r} is not a module hash (32 hex digits)")
+                    keys.append(key)
+                    params.append(_csv_number(row, "params") if "params" in header else float("nan"))
+                    for c in metric_columns:
+                        columns[c].append(_csv_number(row, c))
+                except ValueError as err:
+                    raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r}, line {reader.line_num}: {err}") from None
+        except (UnicodeDecodeError, csv.Error, OSError, EOFError) as err:
+            raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r} is not a readable CSV file: {err}") from None
+    n = len(keys)
+    if n == 0:
+        raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r} holds no rows")
+    row_of = {k: i for i, k in enumerate(keys)}
+    if len(row_of) != n:
+        raise BenchmarkError(f"NAS-Bench-101 CSV file {name!r} lists a hash more than once")
+    adjacency = np.zeros((n, MAX_VERTICES, MAX_VERTICES), dtype=np.int8)
+    ops = np.full((n, MAX_VERTICES), OP_PAD, dtype=np.int8)
+    num_vertices = np.zeros(n, dtype=np.int8)
+    space = NB101()
+    found = 0
+    collisions = 0
+    nearest: dict[int, int] = {}  # row -> our parameter count of a graph of its hash that did not match
+    from tqdm.auto import tqdm
+
+    with tqdm(total=n, disable=not progress, desc="joining hashes to the space", unit="cell") as bar:
+        for module_hash, cell in cells if cells is not None else iter_hashed_cells(unique=False):
+            i = row_of.get(module_hash)
+            if i is None or num_vertices[i]:
+                continue
+            ours = space.num_params(cell)
+            if not np.isnan(params[i]) and int(params[i]) != ours:
+                nearest[i] = ours  # another graph of this hash may be the one the benchmark trained
+                continue
+            collisions += i in nearest
+            dim = len(cell.ops)
+            adjacency[i, :dim, :dim] = cell.matrix
+            ops[i, :dim] = [OP_CODES[o] for o in cell.ops]
+            num_vertices[i] = dim
+            found += 1
+            bar.update(1)
+            if found == n:
+                break
+    if found < n:
+        lost = [i for i in range(n) if num_vertices[i] == 0]
+        first = lost[0]
+        if first in nearest:
+            raise BenchmarkError(
+                f"NAS-Bench-101 CSV file {name!r}, line {first + 2}: {int(params[first]):,} parameters recorded, "
+                f"{nearest[first]:,} in our network of every graph with hash {keys[first]} "
+                f"({len(lost):,} rows unmatched)"
+            )
+        raise BenchmarkError(
+            f"NAS-Bench-101 CSV file {name!r}, line {first + 2}: hash {keys[first]} is not a "
+            f"NAS-Bench-101 cell ({len(lost):,} such rows)"
+        )
+    order = np.argsort(np.array(keys), kind="stable")
+    data = TableData(space=SPACE, keys=[keys[i] for i in order], indices=np.full(n, -1, dtype=np.int64))
+    for column, values in columns.items():
+        match = _HASH_METRIC.match(column)
+        assert match is not None
+        data.add_metric(
+            (DATASET, match.group(2), int(match.group(1))), np.asarray(values)[order], f"nb101 hash csv {column}"
+        )
+    if "params" in header:
+        data.costs[(DATASET, "params")] = np.asarray(params, dtype=np.float64)[order]
+    data.extras["adjacency"] = adjacency[order]
+    data.extras["ops"] = ops[order]
+    data.extras["num_vertices"] = num_vertices[order]
+    data.provenance.update(
+        source=str(path.resolve()), importer="nas.benchmarks.nb101.import_nb101_hash_csv", records=str(n),
+        graphs="joined by module hash to nas.searchspaces.nb101's enumeration; parameters checked",
+        hash_collisions_resolved_by_parameters=str(collisions),
+        ops_codes=_OPS_DOC,
+    )  # fmt: skip
     return data
 
 

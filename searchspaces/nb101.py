@@ -270,14 +270,24 @@ def dag_structures(n: int, max_edges: int = MAX_EDGES) -> list[tuple[tuple[int, 
 def iter_cells() -> Iterator[Cell]:
     """Every NAS-Bench-101 cell once (one per module hash), lazily: by vertex count, then graph
     structure, then op labelling. Not an official order; a full pass takes 3-4 minutes."""
+    return (cell for _, cell in iter_hashed_cells())
+
+
+def iter_hashed_cells(unique: bool = True) -> Iterator[tuple[str, Cell]]:
+    """``(module hash, cell)`` for every cell of :func:`iter_cells`, in its order: the hash is
+    computed once (a benchmark table keyed by hash joins to the space through it).
+
+    ``unique=False`` also yields the later labelled graphs of a hash already seen. The module
+    hash is not a perfect isomorphism test: a few non-isomorphic graphs share a hash, and a
+    table's recorded parameter count tells which of them the benchmark trained."""
     seen: set[str] = set()
     for n in range(2, MAX_VERTICES + 1):
         for matrix in dag_structures(n):
             for interior in itertools.product(range(len(OPS)), repeat=n - 2):
                 h = module_hash(matrix, (-1, *interior, -2))
-                if h not in seen:
+                if not unique or h not in seen:
                     seen.add(h)
-                    yield Cell(matrix, (INPUT, *(OPS[i] for i in interior), OUTPUT))
+                    yield h, Cell(matrix, (INPUT, *(OPS[i] for i in interior), OUTPUT))
 
 
 class NB101(SearchSpace[Cell]):

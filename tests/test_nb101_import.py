@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
+from nas.benchmarks import load_source
 from nas.benchmarks.nb101 import (
     OP_PAD,
     decode_model_metrics,
@@ -418,3 +419,63 @@ def test_more_than_three_repeats_widen_the_seed_axis(tmp_path):
     assert col["n_seeds"].tolist() == [4, 0] and col["mean"][0] == pytest.approx(25.0, rel=1e-12)
     assert data.metrics[("cifar10", "valid", 4)]["n_seeds"].tolist() == [0, 1]
     assert np.isnan(col["mean"][1])
+
+
+def _early_cells(count: int = 400):
+    """(hash, cell) pairs from the start of the enumeration (small cells: found in a second)."""
+    import itertools
+
+    from nas.searchspaces.nb101 import iter_hashed_cells
+
+    return list(itertools.islice(iter_hashed_cells(), count))
+
+
+def _all_test_rows(shared_data, wanted: set[str]) -> list[dict]:
+    import gzip
+
+    with gzip.open(require(shared_data / "nb101" / "nb101_all_test.csv.gz"), "rt", newline="") as f:
+        return [r for r in csv.DictReader(f) if r["hash"] in wanted]
+
+
+def test_a_hash_keyed_gzip_table_joins_to_the_space(shared_data, tmp_path):
+    import gzip
+
+    from nas.searchspaces import get_space
+
+    cells = dict(_early_cells()[100:140])
+    rows = _all_test_rows(shared_data, set(cells))
+    assert len(rows) == 40  # every cell of the space is in the full table
+    path = tmp_path / "some.csv.gz"
+    with gzip.open(path, "wt", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["hash", "params", "hp108_cifar10_test"])
+        writer.writeheader()
+        writer.writerows(rows)
+    data = load_source("nb101", str(path))
+    space = get_space("nb101")
+    for i, key in enumerate(data.keys):
+        dim = int(data.extras["num_vertices"][i])
+        assert data.extras["adjacency"][i][:dim, :dim].tolist() == [list(r) for r in cells[key].matrix]
+        assert data.costs[("cifar10", "params")][i] == space.num_params(cells[key])
+    row = next(r for r in rows if r["hash"] == data.keys[0])
+    assert data.metrics[("cifar10", "test", 108)]["mean"][0] == float(row["hp108_cifar10_test"])
+
+
+def test_a_hash_that_is_no_cell_or_wrong_parameters_is_an_error_naming_the_line(tmp_path):
+    from nas.benchmarks.nb101 import import_nb101_hash_csv
+    from nas.searchspaces import get_space
+
+    cells = _early_cells(50)
+    (h0, c0), (h1, _) = cells[10], cells[11]
+    ours = get_space("nb101").num_params(c0)
+    path = tmp_path / "x.csv"
+    path.write_text(f"hash,params,hp108_cifar10_test\n{h0},{ours},90\n{'f' * 32},1,90\n{h1},,91\n")
+    with pytest.raises(BenchmarkError, match=r"line 3: hash f{32} is not a NAS-Bench-101 cell \(1 such rows\)"):
+        import_nb101_hash_csv(path, cells=cells)
+    path.write_text(f"hash,params,hp108_cifar10_test\n{h0},{ours + 1},90\n")
+    with pytest.raises(
+        BenchmarkError, match=f"line 2: {ours + 1:,} parameters recorded, {ours:,} in our network of every graph"
+    ):
+        import_nb101_hash_csv(path, cells=cells)
+    path.write_text("hash,params,hp108_cifar10_test\nnot-a-hash,1,90\n")
+    with pytest.raises(BenchmarkError, match="line 2: hash 'not-a-hash' is not a module hash"):
+        import_nb101_hash_csv(path, cells=cells)
