@@ -502,8 +502,10 @@ def import_nb101_hash_csv(path: str | os.PathLike, progress: bool = False, cells
     The graphs come from our enumeration of the space (:func:`~nas.searchspaces.nb101.iter_hashed_cells`,
     or ``cells``: (hash, cell) pairs), which stops once every row is found: every hash must be a
     NAS-Bench-101 cell, and every recorded parameter count must equal ours (an error names the
-    line). Where non-isomorphic graphs share a hash, the one whose parameters match is taken. The
-    rows are read streaming; the enumeration takes about 2-4 minutes for the whole space.
+    line). NB101's parameter count depends on the order of the vertices (the output's channels
+    split unevenly go to the first vertices that feed it), and a few non-isomorphic graphs share a
+    hash: the order, or the graph, whose parameters match is taken. The rows are read streaming;
+    the enumeration takes about 2-4 minutes for the whole space.
     """
     from nas.searchspaces.nb101 import NB101, iter_hashed_cells
 
@@ -554,8 +556,13 @@ def import_nb101_hash_csv(path: str | os.PathLike, progress: bool = False, cells
                 continue
             ours = space.num_params(cell)
             if not np.isnan(params[i]) and int(params[i]) != ours:
-                nearest[i] = ours  # another graph of this hash may be the one the benchmark trained
-                continue
+                # The benchmark's vertex order decides which vertices get the remainder channels
+                # when the output's channels split unevenly: try the other orders of this graph.
+                cell = _order_with_params(space, cell, int(params[i]))
+                if cell is None:
+                    nearest[i] = ours  # another graph of this hash may be the one the benchmark trained
+                    continue
+                collisions += 1
             collisions += i in nearest
             dim = len(cell.ops)
             adjacency[i, :dim, :dim] = cell.matrix
@@ -594,10 +601,31 @@ def import_nb101_hash_csv(path: str | os.PathLike, progress: bool = False, cells
     data.provenance.update(
         source=str(path.resolve()), importer="nas.benchmarks.nb101.import_nb101_hash_csv", records=str(n),
         graphs="joined by module hash to nas.searchspaces.nb101's enumeration; parameters checked",
-        hash_collisions_resolved_by_parameters=str(collisions),
+        vertex_orders_or_graphs_chosen_by_parameters=str(collisions),
         ops_codes=_OPS_DOC,
     )  # fmt: skip
     return data
+
+
+def _order_with_params(space, cell, params: int):
+    """The vertex order of ``cell`` (same graph, so the same hash) whose network has ``params``
+    parameters, or None. NB101 splits the output's channels among the vertices that feed it and
+    gives the remainder to the first ones, so the count depends on the order of the vertices."""
+    import itertools
+
+    from nas.searchspaces.nb101 import make_cell
+
+    n = len(cell.ops)
+    for interior in itertools.permutations(range(1, n - 1)):
+        order = (0, *interior, n - 1)
+        where = {v: k for k, v in enumerate(order)}
+        if any(cell.matrix[a][b] and where[a] > where[b] for a in range(n) for b in range(n)):
+            continue  # not a topological order
+        matrix = [[cell.matrix[order[a]][order[b]] for b in range(n)] for a in range(n)]
+        candidate = make_cell(matrix, [cell.ops[v] for v in order])
+        if space.num_params(candidate) == params:
+            return candidate
+    return None
 
 
 def _csv_number(row: dict[str, str], column: str, required: bool = False) -> float:

@@ -479,3 +479,22 @@ def test_a_hash_that_is_no_cell_or_wrong_parameters_is_an_error_naming_the_line(
     path.write_text("hash,params,hp108_cifar10_test\nnot-a-hash,1,90\n")
     with pytest.raises(BenchmarkError, match="line 2: hash 'not-a-hash' is not a module hash"):
         import_nb101_hash_csv(path, cells=cells)
+
+
+def test_the_vertex_order_with_the_recorded_parameters_is_found():
+    # nb101_all_test.csv.gz line 12: the enumeration's order of this graph gives 3,079,371 parameters;
+    # the benchmark's (the output's uneven channel split goes to other vertices first) 3,078,206
+    from nas.benchmarks.nb101 import _order_with_params
+    from nas.searchspaces import get_space
+    from nas.searchspaces.nb101 import make_cell
+
+    space = get_space("nb101")
+    matrix = [[0, 1, 1, 1, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0, 1], [0, 0, 0, 0, 0, 0, 1],
+              [0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0]]  # fmt: skip
+    ops = ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "maxpool3x3", "output"]
+    cell = make_cell(matrix, ops)
+    assert cell.module_hash == "0001a2f6c8977346ccd12fa0c435bf42" and space.num_params(cell) == 3_079_371
+    found = _order_with_params(space, cell, 3_078_206)
+    assert found is not None and found.module_hash == cell.module_hash
+    assert space.num_params(found) == 3_078_206
+    assert _order_with_params(space, cell, 3_078_207) is None
