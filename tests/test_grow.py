@@ -15,7 +15,6 @@ from torch import nn
 from nas.cli import main
 from nas.errors import NasError
 from nas.strategies.grow import (
-    GrowableMLP,
     GrowableNet,
     GrowthConfig,
     candidate,
@@ -79,7 +78,7 @@ def test_optimal_neurons_reduce_the_bottleneck_by_the_sum_of_squared_singular_va
 
 
 def test_statistics_of_two_batches_equal_those_of_one():
-    net = GrowableMLP(_mlp())
+    net = GrowableNet(_mlp())
     x, y = _task()
     one, two = collect_statistics(net, x, y, batch_size=400), collect_statistics(net, x, y, batch_size=150)
     for a, b in zip(one.s + one.m + one.m_prev + one.p, two.s + two.m + two.m_prev + two.p):
@@ -90,7 +89,7 @@ def test_statistics_of_two_batches_equal_those_of_one():
 @pytest.mark.parametrize("layer", [0, 1])
 def test_first_order_prediction_is_the_loss_slope_for_a_smooth_activation(layer):
     # tanh is smooth with tanh(0) = 0 and slope 1: the linearisation is exact to first order.
-    net = GrowableMLP(_mlp(nn.Tanh, dtype=torch.float64))
+    net = GrowableNet(_mlp(nn.Tanh, dtype=torch.float64))
     x, y = _task(dtype=torch.float64)
     cand = candidate(net, collect_statistics(net, x, y), layer, max_neurons=2)
     assert _loss_slope(net, cand, x, y) == pytest.approx(cand.first_order, rel=1e-4)
@@ -99,7 +98,7 @@ def test_first_order_prediction_is_the_loss_slope_for_a_smooth_activation(layer)
 
 def test_growing_in_place_matches_the_tail_evaluation_and_keeps_adam_state():
     model = _mlp(nn.Sigmoid, dtype=torch.float64)  # sigmoid(0) != 0: the next bias absorbs it
-    net = GrowableMLP(model)
+    net = GrowableNet(model)
     x, y = _task(dtype=torch.float64)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     F.cross_entropy(model(x), y).backward()
@@ -123,7 +122,7 @@ def test_growing_in_place_matches_the_tail_evaluation_and_keeps_adam_state():
 
 def test_a_tiny_step_changes_the_function_only_to_first_order_even_where_the_activation_is_not_zero_at_zero():
     model = _mlp(nn.Sigmoid, dtype=torch.float64)
-    net = GrowableMLP(model)
+    net = GrowableNet(model)
     x, y = _task(dtype=torch.float64)
     before = model(x).detach()
     cand = candidate(net, collect_statistics(net, x, y), 1, max_neurons=1)
@@ -174,6 +173,12 @@ def test_an_interrupted_growth_resumes_to_the_same_result(tmp_path):
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(NasError, match="not a growth checkpoint"):
         grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config(), checkpoint=ckpt)
+
+
+def test_a_budget_below_the_starting_network_is_an_error():
+    x, y = _task()
+    with pytest.raises(NasError, match="starting network has 16 parameters, above the budget of 10"):
+        grow(_mlp(nn.SELU, widths=(1, 1)), (x, y), (x, y), _config(max_params=10))
 
 
 def test_only_the_chosen_layers_grow_and_a_missing_layer_is_an_error():
@@ -325,7 +330,7 @@ def test_same_statistics_and_neurons_as_gromo_on_the_same_tensors():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GroMo warns about its own internals
         peer.compute_optimal_updates(maximum_added_neurons=2, dtype=torch.float64)
-    net = GrowableMLP(ours)
+    net = GrowableNet(ours)
     stats = collect_statistics(net, x, y)
     for layer, theirs in enumerate(peer._growing_layers):
         mine = candidate(net, stats, layer, max_neurons=2)

@@ -163,6 +163,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     from nas.design.capacity import capacity_allocation, plot_capacity
     from nas.errors import NasError
 
+    if args.images < 1:
+        raise NasError(f"--images must be at least 1, got {args.images}")
     spec, x, classes, device, data = _setup(args, max(args.images, 2))
     x = x[: args.images].cpu()
     model = _build(spec, x, classes, args.seed, "cpu")

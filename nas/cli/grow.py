@@ -96,6 +96,8 @@ def cmd_grow(args) -> int:
     from nas.strategies.grow.loop import GrowthConfig, grow
     from nas.strategies.grow.report import plot_growth
 
+    if args.budget < 1:
+        raise NasError(f"--budget must be at least 1 parameter, got {args.budget}")
     key = "widths" if args.model == "mlp" else "channels"
     bn = args.bn if args.bn is not None else args.model == "cnn"
     spec = parse_model(f"{args.model}({key}={args.start},act={args.act},bn={str(bn).lower()})")

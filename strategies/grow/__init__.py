@@ -19,12 +19,12 @@ True
 
 from nas.strategies.grow.closed_form import NewNeurons, inverse_sqrt_psd, optimal_delta, optimal_neurons
 from nas.strategies.grow.loop import GrowthConfig, GrowthResult, choose_amplitude, evaluate, grow
-from nas.strategies.grow.network import GrowableMLP, GrowableNet, Stage
+from nas.strategies.grow.network import GrowableNet, Stage
 from nas.strategies.grow.report import plot_growth
 from nas.strategies.grow.statistics import Candidate, Statistics, candidate, collect_statistics, neuron_moments
 
 __all__ = [
-    "grow", "GrowthConfig", "GrowthResult", "GrowableNet", "GrowableMLP", "Stage", "collect_statistics",
+    "grow", "GrowthConfig", "GrowthResult", "GrowableNet", "Stage", "collect_statistics",
     "candidate", "Candidate", "Statistics", "optimal_delta", "optimal_neurons", "NewNeurons", "inverse_sqrt_psd",
     "choose_amplitude", "evaluate", "plot_growth", "neuron_moments",
 ]  # fmt: skip

@@ -237,6 +237,10 @@ def grow(
     from tqdm.auto import tqdm
 
     net = GrowableNet(model)
+    if net.num_params > config.max_params:
+        raise NasError(
+            f"the starting network has {net.num_params:,} parameters, above the budget of {config.max_params:,}"
+        )
     network = _network(net)
     wrong = [h for h in [*config.layers, *(s[0] for s in config.schedule)] if not 0 <= h < len(net.widths)]
     if wrong:

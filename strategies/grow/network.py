@@ -81,22 +81,15 @@ class Stage:
             p = torch.cat([p, p.new_ones(p.shape[0], 1, p.shape[2])], 1)
         return p
 
-    def read(self, maps: torch.Tensor, nxt: Stage) -> torch.Tensor:
-        """How ``nxt`` reads one channel of this layer's output: ``maps`` (n, D, H, W) of per-channel
-        features -> (n, D, K, Q), K the slots per output position (kernel window or pooled
-        positions), Q the output positions of ``nxt``."""
+    def read_pooled(self, maps: torch.Tensor) -> torch.Tensor:
+        """How the next layer, a Linear, reads one channel of this layer's output: ``maps``
+        (n, D, H, W) of per-channel features -> (n, D, K, 1), K the positions left after the
+        pooling (a convolution's reading is its unfold: see ``statistics._conv_reads``)."""
         n, d = maps.shape[:2]
-        w = nxt.weight
-        if isinstance(w, nn.Conv2d):
-            u = F.unfold(maps, w.kernel_size, w.dilation, w.padding, w.stride)  # type: ignore[arg-type]
-            return u.view(n, d, -1, u.shape[-1])
         for m in self.post:
             if not isinstance(m, nn.Flatten):
                 maps = m(maps)
         return maps.reshape(n, d, -1, 1)
-
-    def output_size(self, h: torch.Tensor) -> tuple[int, ...]:
-        return tuple(self.weight(h[:1]).shape[2:])
 
 
 class GrowableNet:
@@ -320,7 +313,3 @@ def _grow_state(optimizer: torch.optim.Optimizer, param: torch.Tensor, shape: to
         grown = value.new_full(shape, fill)
         grown[tuple(slice(0, s) for s in value.shape)] = value
         state[name] = grown
-
-
-#: The first version's name (an MLP is a network of Linear stages).
-GrowableMLP = GrowableNet

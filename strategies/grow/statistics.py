@@ -3,15 +3,14 @@
 Per weight layer i, with Xᵢ its patches (:meth:`Stage.patches`) and Gᵢ the per-sample loss
 gradient of its pre-activation (the loss is summed, so each sample's row is its own gradient),
 summed over output positions and averaged over the n samples: ``S_i = XᵢXᵢᵀ`` and ``M_i = XᵢGᵢᵀ``.
-Per hidden layer h, with U what layer h+1 reads of each patch feature of layer h
-(:meth:`Stage.read`, K slots per output position): ``M₋₂ = U Gₕ₊₁ᵀ``, ``P = U Xₕ₊₁ᵀ`` and the
-new neurons' input second moment ``S₂ = U Uᵀ / K``. For a Linear layer K = 1 and these are the
-paper's formulas; for a convolution S₂ is our reading (docs/grow.md): it drops the products of
-different kernel slots, which is exact for a 1x1 kernel or a global average pool.
-Accumulated in float64, in batches, without touching parameter gradients; U, the largest tensor
-(D x K x Q per sample), is formed in float32 and its products accumulate in float64. S₂ of a
-convolution needs no U at all: unfold only selects, so it weighs each position by how often the
-next layer reads it.
+Per hidden layer h, with U what layer h+1 reads of each patch feature of layer h (its kernel
+window, or the pooled positions a Linear reads; K slots per output position): ``M₋₂ = U Gₕ₊₁ᵀ``,
+``P = U Xₕ₊₁ᵀ`` and the new neurons' input second moment ``S₂ = U Uᵀ / K``. For a Linear layer
+K = 1 and these are the paper's formulas; for a convolution S₂ is our reading (docs/grow.md): it
+drops the products of different kernel slots, which is exact for a 1x1 kernel or a global
+average pool. Accumulated in float64, in batches, without touching parameter gradients. For a
+convolution U (D x K x Q per sample) is never formed: M₋₂ and P are convolution weight gradients
+(float32 kernels, float64 sums), and S₂ weighs each position by how often the next layer reads it.
 """
 
 from __future__ import annotations
@@ -99,7 +98,7 @@ def collect_statistics(net: GrowableNet, x: torch.Tensor, y: torch.Tensor, batch
             if isinstance(nxt, torch.nn.Conv2d):
                 m_prev, p, second, k = _conv_reads(nxt, maps, gs[h + 1], xs[h + 1], xs[h], pres[h + 1].shape[2:])
             else:  # a Linear after pooling / Flatten reads few slots: U is small
-                u = net.stages[h].read(maps, net.stages[h + 1])  # (n, D, K, 1)
+                u = net.stages[h].read_pooled(maps)  # (n, D, K, 1)
                 k = u.shape[2]
                 uk = u.permute(1, 2, 0, 3).reshape(d * k, -1)
                 ud = u.permute(1, 0, 2, 3).reshape(d, -1)
