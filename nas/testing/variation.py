@@ -20,7 +20,9 @@ from nas.archive import relative_difference as relative_change  # noqa: F401  (o
 #: name -> environment of the process (``ZCNAS_THREADS``: torch's thread count, default 1).
 SETTINGS: dict[str, dict[str, str]] = {
     "baseline": {},
-    "2 threads": {"ZCNAS_THREADS": "2"},
+    # passive OpenMP waits: idle threads sleep instead of spinning, which only matters (for time,
+    # never for values) when the process shares its cores
+    "2 threads": {"ZCNAS_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"},
     "oneDNN AVX": {"ONEDNN_MAX_CPU_ISA": "AVX"},
     "oneDNN SSE4.1": {"ONEDNN_MAX_CPU_ISA": "SSE41"},
     "MKL compatible": {"MKL_CBWR": "COMPATIBLE"},
@@ -52,9 +54,12 @@ print(json.dumps(out))
 
 def score_under(setting: str, cells: dict[str, list[str]], proxies: list[str], data: str) -> dict[str, Any]:
     """``{space: {proxy: {arch key: score}}}`` of ``cells`` ({space: [arch strings]}), scored in a
-    fresh process under one of :data:`SETTINGS` (the reproduction's protocol: a batch of 64 from
-    ``data``, seed 0, the network after ``torch.manual_seed(0)``)."""
-    env = {**os.environ, **SETTINGS[setting]}
+    fresh process under one of :data:`SETTINGS`, or several joined by ``" + "`` (their switches
+    together), with the reproduction's protocol: a batch of 64 from ``data``, seed 0, the network
+    after ``torch.manual_seed(0)``."""
+    env = dict(os.environ)
+    for name in setting.split(" + "):
+        env.update(SETTINGS[name])
     job = json.dumps({"data": data, "proxies": proxies, "cells": cells})
     done = subprocess.run([sys.executable, "-c", _WORKER, job], env=env, capture_output=True, text=True)
     if done.returncode:
