@@ -45,11 +45,20 @@ def import_benchmark(
     out: str | os.PathLike | None = None,
     progress: bool = False,
     trust_pickle: bool = False,
+    merge: bool = False,
 ) -> Path:
     """Convert a benchmark source once into the space's table (``$NAS_HOME`` unless ``out``);
-    ``trust_pickle``: let pickled sources run code when read (only for files you trust)."""
+    ``trust_pickle``: let pickled sources run code when read (only for files you trust);
+    ``merge``: merge into the table already there instead of replacing it (the newer import wins
+    where both record a value; :mod:`.merge`), logging what changed."""
     data = load_source(space, source, fmt, epochs, progress, trust_pickle)
-    return write_table(data, out or default_table_path(data.space))
+    path = Path(out or default_table_path(data.space))
+    if merge and path.is_file():
+        from nas.benchmarks.merge import merge_tables, table_data
+
+        data, report = merge_tables(table_data(BenchmarkTable(path)), data)
+        logger.warning("nas: %s", report.line())
+    return write_table(data, path)
 
 
 def open_table(space_or_path: str | os.PathLike) -> BenchmarkTable:

@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def reproduce():
     """The reproduction's names (the modules of the library's ``nas.reproduce``) as one namespace."""
-    from nas.reproduce import archives, compare, plan, published, results
+    from nas.reproduce import archives, compare, full_tables, plan, published, results
 
     names: dict = {}
-    for module in (plan, published, archives, compare, results):
+    for module in (plan, published, archives, compare, results, full_tables):
         names.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
     return SimpleNamespace(**names)
 
@@ -324,6 +324,91 @@ def test_a_differing_protocol_reports_whether_the_ranking_against_accuracy_moves
     assert not check.identical and check.max_difference == pytest.approx(1.5 / 3.5)
     assert check.rank_agreement == pytest.approx(1 / 3)
     assert "discarded (tolerant)" in check.line("tolerant") and check.passes("off")
-    assert reproduce.accuracy_shift(check, Table()) == (
+    assert reproduce.accuracy_shift(check, {"nb101": Table()}) == (
         "; over those 3 cells tau against cifar10 valid accuracy 1.00 archived, 0.33 recomputed"
     )
+
+
+@pytest.fixture(scope="module")
+def nb101_subset_table(shared_data, tmp_path_factory):
+    """The 1,000-cell NB101 subset as a table: a small stand-in for the whole-space table."""
+    from nas.benchmarks import BenchmarkTable, import_benchmark
+
+    from conftest import require
+
+    source = require(shared_data / "nb101" / "nb101_subset_1000.csv")
+    return BenchmarkTable(import_benchmark("nb101", str(source), out=tmp_path_factory.mktemp("nb101") / "t.h5"))
+
+
+def test_full_table_stages_draw_fixed_cells_and_the_sss_sample_heads_the_sss_order(reproduce, nb101_subset_table):
+    from nas.searchspaces import get_space
+
+    sss, nb101 = get_space("nats-sss"), get_space("nb101")
+    assert reproduce.full_table_stages({}) == []  # no table, no stage
+    order = reproduce.sss_order(sss)
+    assert sorted(sss.index_of(a) for a in order) == list(range(32768))
+    assert [sss.index_of(a) for a in order[:3]] == [int(i) for i in np.random.default_rng(3).permutation(32768)[:3]]
+    drawn = reproduce.nb101_sample(nb101_subset_table, 50)
+    again = reproduce.nb101_sample(nb101_subset_table, 50)
+    assert [nb101.key(a) for a in drawn] == [nb101.key(a) for a in again]
+    assert len({nb101.key(a) for a in drawn}) == 50 and all(nb101.key(a) in nb101_subset_table for a in drawn)
+    stages = reproduce.full_table_stages({"nats-sss-hp90": object(), "nb101-all": nb101_subset_table})
+    by_name = {s.name: s for s in stages}
+    assert [s.name for s in stages] == [
+        "sss-all-cheap",
+        "sss-sample-costly",
+        "sss-all-az",
+        "nb101-sample-cheap",
+        "nb101-sample-costly",
+    ]
+    assert by_name["sss-sample-costly"].archs == by_name["sss-all-cheap"].archs[: reproduce.SSS_SAMPLE]
+    assert not set(by_name["sss-sample-costly"].proxies) & set(reproduce.SSS_EVERY_CHEAP + reproduce.AZ)
+    assert set(reproduce.ALL) == set(
+        by_name["sss-all-cheap"].proxies + by_name["sss-sample-costly"].proxies + by_name["sss-all-az"].proxies
+    )
+
+
+def test_spearman_interval_and_the_whole_space_check(reproduce, nb101_subset_table):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=300)
+    y = x + rng.normal(size=300)
+    rho, low, high = reproduce.spearman_ci(x, y, 200)
+    assert rho == pytest.approx(spearmanr(x, y).statistic) and low < rho < high
+
+    class Whole:  # a space of 2,000 cells whose accuracy follows the parameter count loosely
+        keys = [f"k{i}" for i in range(2000)]
+        params = rng.normal(size=2000)
+        acc = params + 2 * rng.normal(size=2000)
+
+        def cost_names(self):
+            return [("cifar10", "params")]
+
+        def combinations(self):
+            return [("cifar10", "test", 108)]
+
+        def cost(self, key, name, *, dataset):
+            return self.params[int(key[1:])]
+
+        def column(self, *, dataset, split, epochs):
+            return self.acc
+
+        def row_of(self, key):
+            return int(key[1:])
+
+    whole = spearmanr(Whole.params, Whole.acc).statistic
+    text = reproduce.whole_space_params(Whole(), [f"k{i}" for i in range(0, 2000, 2)], 300)
+    assert f"rho {whole:.3f} with test accuracy over all 2,000 cells" in text and "lies inside" in text
+    assert reproduce.whole_space_params(nb101_subset_table, [], 10) == ""  # no test column: no claim
+
+
+def test_proxies_that_beat_the_baseline_need_their_interval_above_its_tau(reproduce):
+    def record(proxy, tau, ci):
+        return {"proxy": proxy, "dataset": "cifar10", "kendall_tau": tau, "kendall_tau_ci": ci}
+
+    records = [
+        record("params", 0.60, [0.55, 0.65]),
+        record("near", 0.70, [0.62, 0.78]),
+        record("synflow", 0.66, [0.58, 0.72]),  # above in the mean, not by its interval
+    ]
+    assert reproduce.beats(records, "params", "cifar10") == ["near"]
+    assert reproduce.beats(records, "flops", "cifar10") == []

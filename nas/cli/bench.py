@@ -17,7 +17,9 @@ IMPORT_EXAMPLES = (
     "  nas bench import nats-tss NAS-Bench-201-v1_1-096897.pth\n"
     "  nas bench import nb101 nasbench_only108.tfrecord     # no TensorFlow needed\n"
     "  nas bench import nb101 nasbench.hdf5\n"
-    "  nas bench import nats-tss nb201_accuracies.csv --epochs 200"
+    "  nas bench import nats-tss nb201_accuracies.csv --epochs 200\n"
+    "  nas bench import nats-sss nats_sss_hp90_valid.csv.gz --epochs 90\n"
+    "  nas bench import nats-sss ~/.torch/NATS-sss-v1_0-50262-simple --merge   # official values win"
 )
 INFO_EXAMPLES = "examples:\n  nas bench info\n  nas bench info nats-tss --json"
 
@@ -34,6 +36,7 @@ def cmd_bench_import(args: argparse.Namespace) -> int:
         out=args.out,
         progress=not args.quiet,
         trust_pickle=args.trust_pickle,
+        merge=args.merge,
     )
     seconds = time.perf_counter() - start
     table = BenchmarkTable(path)
@@ -142,6 +145,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--format", help=f"source format: {', '.join(importer_names())} (default: detected from the path)")
     p.add_argument("--epochs", type=int, help="training epochs of CSV accuracy columns without an hp<E>_ prefix")
     p.add_argument("--out", help="write the table here instead of $NAS_HOME/benchmarks/SPACE.h5")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge into the table already there (rows and budgets of both; the newer import wins where "
+        "both record a value) instead of replacing it",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--trust-pickle",

@@ -25,6 +25,15 @@ where it stopped; results are written for what is scored, with the coverage stat
 7. NAS-Bench-101, the 1,000-cell subset, the cheap proxies
 8. NATS-TSS, all 15,625 cells, the other proxies (likewise)
 9. NAS-Bench-101, the 1,000-cell subset, the other proxies
+10. NATS-SSS, all 32,768 cells (``sss_order``: a seeded permutation), NEAR, params, flops,
+    synflow, meco_opt and meco, against the 90-epoch validation accuracy of
+    ``SHARED/nats_sss/nats_sss_hp90_valid.csv.gz``
+11. NATS-SSS, the first 3,000 cells of that order, every other proxy but AZ-NAS's
+12. NATS-SSS, all 32,768 cells, AZ-NAS's three scores (with flops and meco: the default ensemble)
+13. NAS-Bench-101, 10,000 cells of ``SHARED/nb101/nb101_all_test.csv.gz`` drawn with a fixed seed
+    (``nb101_sample``), NEAR, params, flops, synflow, meco_opt, meco, naswot; against the mean test
+    accuracy of 3 runs, 108 epochs (so is the 1,000-cell subset, beside its validation figures)
+14. The same 10,000 cells, zico and AZ-NAS's three scores
 """
 
 from __future__ import annotations

@@ -26,8 +26,18 @@ HOLDOUT = ["near", "meco", "meco_opt", "synflow", "flops", "zico", "nlc", *AZ]
 TSS_DATASETS = ["cifar10", "cifar100", "imagenet16-120"]
 SHORT = {"cifar10": "C10", "cifar100": "C100", "imagenet16-120": "IN16"}
 
-# Published Kendall tau on NATS-TSS test accuracy (METHODS.md section 2.1). VKDNW Table 1 re-ran
-# every method with its authors' code on the 9,445 unique cells; NEAR's own table has an
+# The whole-table stages (the full NATS-SSS and NAS-Bench-101 tables in the shared data): the
+# proxies the issue names on every SSS cell and on the NB101 sample, most useful first.
+SSS_EVERY_CHEAP = ["near", "params", "flops", "synflow", "meco_opt", "meco"]
+SSS_SAMPLE = 3000  # SSS cells every other proxy scores (the head of the SSS order)
+NB101_SAMPLE = 10000  # NB101 cells of the whole table, drawn with a fixed seed
+NB101_SAMPLE_CHEAP = ["near", "params", "flops", "synflow", "meco_opt", "meco", "naswot"]
+NB101_SAMPLE_COSTLY = ["zico", *AZ]
+#: The full tables: (file under SHARED, import options); a table whose file is absent is skipped.
+FULL_TABLES = {
+    "nats-sss-hp90": ("nats-sss", "nats_sss/nats_sss_hp90_valid.csv.gz", {"epochs": 90}),
+    "nb101-all": ("nb101", "nb101/nb101_all_test.csv.gz", {"epochs": 108}),
+}
 
 NB101_BATCH_CELLS = 200  # the first subset cells jacob_cov is also scored on with batch 256
 
@@ -143,6 +153,55 @@ def stages(shared: Path, tables: dict[str, Any]) -> list[Stage]:
     unique = unique_representatives(tss, "pruned")
     every = scoring_order(tss, unique)
     return [
+        *core_stages(ref, sample, fixtures, holdout, unique, every, nb101),
+        *full_table_stages(tables),
+    ]
+
+
+def sss_order(sss) -> list[Any]:
+    """Every NATS-SSS cell in the order of ``numpy.random.default_rng(3).permutation(32768)``: what
+    a run cut short has scored is a random subset, and its first 3,000 are the sample of the
+    costly proxies."""
+    return [sss.from_index(int(i)) for i in np.random.default_rng(3).permutation(sss.size)]
+
+
+def nb101_sample(table, count: int = NB101_SAMPLE) -> list[Any]:
+    """``count`` cells of the whole NB101 table: rows ``numpy.random.default_rng(4).choice(rows,
+    count, replace=False)`` of the imported table (rows in the file's order, by module hash), each
+    built with the vertex order the import chose (the one with the recorded parameter count)."""
+    from nas.benchmarks.nb101 import spec_of_row
+    from nas.searchspaces import get_space
+
+    space = get_space("nb101")
+    rows = np.random.default_rng(4).choice(len(table), min(count, len(table)), replace=False)
+    return [space.resolve(spec_of_row(table.extras, int(r))) for r in rows]
+
+
+def full_table_stages(tables: dict[str, Any]) -> list[Stage]:
+    """The stages of the full NATS-SSS and NB101 tables (none for a table that is not there)."""
+    from nas.searchspaces import get_space
+
+    out = []
+    if "nats-sss-hp90" in tables:
+        every = sss_order(get_space("nats-sss"))
+        rest = [p for p in ALL if p not in SSS_EVERY_CHEAP + AZ]
+        out += [
+            Stage("sss-all-cheap", "nats-sss", every, SSS_EVERY_CHEAP),
+            Stage("sss-sample-costly", "nats-sss", every[:SSS_SAMPLE], rest),
+            Stage("sss-all-az", "nats-sss", every, AZ),
+        ]
+    if "nb101-all" in tables:
+        drawn = nb101_sample(tables["nb101-all"])
+        out += [
+            Stage("nb101-sample-cheap", "nb101", drawn, NB101_SAMPLE_CHEAP),
+            Stage("nb101-sample-costly", "nb101", drawn, NB101_SAMPLE_COSTLY),
+        ]
+    return out
+
+
+def core_stages(ref, sample, fixtures, holdout, unique, every, nb101) -> list[Stage]:
+    """The NATS-TSS, NB101-subset and SSS-fixture stages (docstring of :mod:`nas.reproduce`)."""
+    return [
         Stage("tss-ref500", "nats-tss", ref, ALL),
         Stage("tss-sample1000", "nats-tss", sample, ALL),
         Stage("sss-fixtures", "nats-sss", fixtures, ALL),
@@ -179,6 +238,15 @@ def import_tables(shared: Path, home: Path) -> dict[str, Any]:
             log(f"importing {source} -> {path}")
             import_benchmark(space, str(source), out=path, **options)
         tables[space] = BenchmarkTable(path)
+    for name, (space, relative, options) in FULL_TABLES.items():
+        source, path = shared / relative, home / f"{name}.h5"
+        if not path.is_file():
+            if not source.is_file():
+                log(f"{source} is missing: its stages are skipped")
+                continue
+            log(f"importing {source} -> {path} (once; the whole NB101 table takes a few minutes)")
+            import_benchmark(space, str(source), out=path, **options)
+        tables[name] = BenchmarkTable(path)
     return tables
 
 

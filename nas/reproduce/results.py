@@ -63,11 +63,14 @@ def correlate_drawn_subsets(
     table,
     datasets: list[str],
     resamples: int,
+    space_name: str = "nats-tss",
+    split: str = "test",
+    epochs: int = 200,
 ) -> list[list[dict[str, Any]]]:
-    """NATS-TSS correlations of each label over its :func:`drawn_subset` of ``order`` (``scored``:
-    the cells it has), for each input spec of ``specs`` (one record list per spec, so two
-    protocols compare over the same cells). Labels with the same subset share one store read; an
-    ensemble ranks within its subset; a subset under 3 cells is left out."""
+    """Correlations of each label over its :func:`drawn_subset` of ``order`` (``scored``: the cells
+    it has), for each input spec of ``specs`` (one record list per spec, so two protocols compare
+    over the same cells), against ``table``'s (split, epochs) accuracy. Labels with the same subset
+    share one store read; an ensemble ranks within its subset; a subset under 3 cells is left out."""
     subsets: dict[tuple[str, ...], list[str]] = {}
     for label in labels:
         keys = tuple(drawn_subset(order, drawn, scored.get(label, {})))
@@ -77,15 +80,15 @@ def correlate_drawn_subsets(
     for keys, group in subsets.items():
         cells = [by_key[k] for k in keys]
         for records, spec in zip(out, specs):
-            scores = stored_scores("nats-tss", cells, spec, store)
+            scores = stored_scores(space_name, cells, spec, store)
             records += correlate_population(
-                "nats-tss",
+                space_name,
                 cells,
                 {label: scores[label] for label in group if label in scores},
                 table,
                 datasets,
-                "test",
-                200,
+                split,
+                epochs,
                 resamples,
             )
     return out
@@ -509,6 +512,11 @@ def write_all(
         "",
         *(line for paragraph in nb101_reading(by(nb_records, "cifar10"), batch_records) for line in (paragraph, "")),
     ]
+
+    from nas.reproduce.full_tables import nb101_sections, sss_sections
+
+    sections += nb101_sections(stage, tables, inputs, store, resamples)
+    sections += sss_sections(stage, tables, inputs, store, resamples)
 
     log("NATS-SSS fixtures")
     sss = stage["sss-fixtures"]
