@@ -68,7 +68,8 @@ def not_yet(title: str, intro: str, *_: Any, **__: Any) -> list[str]:
 
 
 def beats(records: list[dict[str, Any]], baseline: str, dataset: str) -> list[str]:
-    """Labels whose tau's 95% interval lies wholly above ``baseline``'s tau (same cells)."""
+    """Labels scored on as many cells as ``baseline`` (the same head of a seeded order: the same
+    cells) whose tau's 95% interval lies wholly above ``baseline``'s tau."""
     rows = by(records, dataset)
     base = rows.get(baseline)
     if not base or base.get("kendall_tau") is None:
@@ -76,7 +77,10 @@ def beats(records: list[dict[str, Any]], baseline: str, dataset: str) -> list[st
     return [
         label
         for label, r in rows.items()
-        if label != baseline and r.get("kendall_tau_ci") and r["kendall_tau_ci"][0] > base["kendall_tau"]
+        if label != baseline
+        and r.get("n_total") == base.get("n_total")
+        and r.get("kendall_tau_ci")
+        and r["kendall_tau_ci"][0] > base["kendall_tau"]
     ]
 
 
@@ -152,18 +156,25 @@ def sss_reading(whole: list[dict[str, Any]], sample: list[dict[str, Any]]) -> li
             + " / ".join(f"{x:.2f}" for x in MECO_SSS)
             + ")."
         )
-    for d, name in zip(SSS_DATASETS, ("C10", "C100", "IN16")):
-        winners = beats(sample, "params", d)
-        if by(sample, d).get("params"):
-            out.append(
-                f"{name}: over the {SSS_SAMPLE:,} cells, "
-                + (
-                    ", ".join(f"`{w}`" for w in winners) + " rank(s) above `params` (95% interval above its tau)"
-                    if winners
-                    else "no proxy ranks above `params` (no 95% interval lies above its tau)"
+    for records, where in (
+        (whole, "on the cells `params` has scored of the whole order"),
+        (sample, f"over the first {SSS_SAMPLE:,} cells"),
+    ):
+        for d, name in zip(SSS_DATASETS, ("C10", "C100", "IN16")):
+            base = by(records, d).get("params")
+            if base:
+                winners = beats(records, "params", d)
+                out.append(
+                    f"{name}, {where} ({base['n_total']:,}): "
+                    + (
+                        ", ".join(f"`{w}`" for w in winners) + " rank above `params` (95% interval above its tau "
+                        f"{fmt(base['kendall_tau'])})"
+                        if winners
+                        else f"no proxy ranks above `params` (tau {fmt(base['kendall_tau'])}; no 95% interval "
+                        "lies above it)"
+                    )
+                    + "."
                 )
-                + "."
-            )
     return [line for text in out for line in (text, "")]
 
 
