@@ -232,6 +232,19 @@ def originals(out: Path) -> dict[str, list[dict]]:
     return by_model
 
 
+def normalize_target(rows: list[dict]) -> float | None:
+    """Experiment 2's target for a network from its trained originals (median NLC over seeds):
+    NORMALIZE_TARGET above the band, CONTROL_FACTOR x its NLC (at least 1.1) in [1.5, 3], else
+    None. Rows normalised to another target (one computed before every seed had trained) are
+    not the registered experiment's and are left out of the summary."""
+    nlc = float(np.median([r["nlc"] for r in rows]))
+    if nlc > BAND[1]:
+        return NORMALIZE_TARGET
+    if 1.5 <= nlc <= BAND[1]:
+        return max(1.1, CONTROL_FACTOR * nlc)
+    return None
+
+
 def key(job: dict) -> str:
     return json.dumps({k: job.get(k) for k in ("stage", "model", "seed", "normalize")}, sort_keys=True)
 
@@ -255,12 +268,8 @@ def jobs_for(stage: str, args, out: Path) -> list[dict]:
     if stage == "normalize":
         jobs = []
         for model, rows in originals(out).items():
-            nlc = float(np.median([r["nlc"] for r in rows]))
-            if nlc > BAND[1]:
-                target = NORMALIZE_TARGET
-            elif 1.5 <= nlc <= BAND[1]:
-                target = max(1.1, CONTROL_FACTOR * nlc)
-            else:
+            target = normalize_target(rows)
+            if target is None:
                 continue
             jobs += [
                 {"stage": stage, "model": model, "seed": r["seed"], "normalize": target, "args": raw} for r in rows
@@ -396,25 +405,47 @@ def summary(args, out: Path) -> dict:
     for name, by_model in (("nlc", registered), ("nlc_pooled", every)):
         if by_model:
             result[name] = nlc_figures(by_model, kendall_tau, bootstrap_tau_ci)
-    norm = [r for r in read_log(out / "normalize.jsonl") if r.get("test_error") is not None]
+    logged = read_log(out / "normalize.jsonl")
+    registered_norm = [
+        r for r in logged if r["model"] in every and r["normalize"] == normalize_target(every[r["model"]])
+    ]
+    norm = [r for r in registered_norm if r.get("test_error") is not None]
+    result["normalize_runs"] = {
+        "logged": len(logged),
+        "registered": len(registered_norm),
+        "failed": [r["error"] for r in registered_norm if r.get("error")],
+        "largest_miss": max((abs(r["nlc"] / r["normalize"] - 1) for r in norm), default=None),
+    }
     base = {(r["model"], r["seed"]): r for rs in every.values() for r in rs}
     if norm:
         for group, test in (("above band", lambda n: n > BAND[1]), ("control (in band)", lambda n: n <= BAND[1])):
             pairs = [
-                (base[(r["model"], r["seed"])]["test_error"], r["test_error"])
+                (base[(r["model"], r["seed"])]["test_error"], r["test_error"], r["model"])
                 for r in norm
                 if (r["model"], r["seed"]) in base and test(float(np.median([o["nlc"] for o in every[r["model"]]])))
             ]
             if not pairs:
                 continue
-            diffs = np.array([b - a for a, b in pairs])  # normalised minus original: < 0 helps
+            diffs = np.array([b - a for a, b, _ in pairs])  # normalised minus original: < 0 helps
             rng = np.random.default_rng(0)
             boots = [rng.choice(diffs, len(diffs)).mean() for _ in range(2000)]
+            # Beside the registered interval (pairs resampled), one that resamples networks: the two
+            # seeds of a network are not independent.
+            per_net: dict[str, list[float]] = {}
+            for (_, _, model), d in zip(pairs, diffs):
+                per_net.setdefault(model, []).append(float(d))
+            sums = np.array([sum(v) for v in per_net.values()])
+            counts = np.array([len(v) for v in per_net.values()])
+            picks = (rng.integers(0, len(sums), len(sums)) for _ in range(2000))
+            net_boots = [sums[i].sum() / counts[i].sum() for i in picks]
             result.setdefault("normalize", {})[group] = {
                 "pairs": len(diffs),
                 "mean_difference": float(diffs.mean()),
                 "ci": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
                 "helped": int((diffs < 0).sum()),
+                "networks": len(per_net),
+                "networks_helped": int(sum(np.mean(v) < 0 for v in per_net.values())),
+                "ci_by_network": [float(np.percentile(net_boots, 2.5)), float(np.percentile(net_boots, 97.5))],
             }
     widths = [r for r in read_log(out / "width.jsonl") if r.get("test_error") is not None]
     near_path = out / "near.json"
