@@ -526,9 +526,9 @@ def write_all(
         "## NATS-SSS: the pipeline end to end on the official fixtures",
         "",
         f"The official fixture directory holds {len(sss.archs)} of the 32,768 cells, so no correlation is "
-        "meaningful here: this checks that import, networks, every proxy and the store work on SSS. "
-        "Correlations need the full `NATS-sss-v1_0-50262-simple` directory "
-        "(`nas bench import nats-sss DIR`, then `nas correlate --space nats-sss ...`).",
+        "meaningful here: this checks that import, networks, every proxy and the store work on SSS from the "
+        "official files. The correlations are the full-table sections above (the shared CSV of all 32,768 "
+        "cells; `nas bench import nats-sss FILE.csv.gz --epochs 90`).",
         "",
         "| proxy | " + " | ".join(f"`{space.key(a)}`" for a in sss.archs) + " |",
         "|---|" + "---|" * len(sss.archs),
