@@ -54,9 +54,9 @@ def import_benchmark(
     data = load_source(space, source, fmt, epochs, progress, trust_pickle)
     path = Path(out or default_table_path(data.space))
     if merge and path.is_file():
-        from nas.benchmarks.merge import merge_tables, table_data
+        from nas.benchmarks.merge import merge_tables
 
-        data, report = merge_tables(table_data(BenchmarkTable(path)), data)
+        data, report = merge_tables(BenchmarkTable(path).data(), data)
         logger.warning("nas: %s", report.line())
     return write_table(data, path)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nas.benchmarks.table import STATS, BenchmarkTable, TableData
+from nas.benchmarks.table import STATS, TableData
 from nas.errors import BenchmarkError
 
 
@@ -41,19 +41,6 @@ class MergeReport:
                 f"(largest change {self.largest_change:.3g})"
             )
         return "merged (the new import wins where both record a value): " + "; ".join(parts)
-
-
-def table_data(table: BenchmarkTable) -> TableData:
-    """A table read back as importer output, to merge into."""
-    data = TableData(space=table.space_name, keys=list(table.keys), indices=np.asarray(table.indices))
-    for combo in table.combinations():
-        data.metrics[combo] = {s: np.asarray(table._metrics[combo][s]) for s in STATS}
-        data.metric_sources[combo] = table._sources.get(combo, "")
-    data.costs = {k: np.asarray(v) for k, v in table._costs.items()}
-    data.extras = {k: np.asarray(v) for k, v in table.extras.items()}
-    written = ("format", "format_version", "space", "created", "zcnas_version")  # write_table's own
-    data.provenance = {k: str(v) for k, v in table.attrs.items() if k not in written}
-    return data
 
 
 def _grow(values: np.ndarray, rows: int, fill) -> np.ndarray:

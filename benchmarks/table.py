@@ -218,6 +218,17 @@ class BenchmarkTable:
             )
         return cls(path)
 
+    def data(self) -> TableData:
+        """The table as importer output (what :func:`write_table` writes), e.g. to merge into."""
+        written = ("format", "format_version", "space", "created", "zcnas_version")  # write_table's own
+        out = TableData(space=self.space_name, keys=list(self.keys), indices=np.asarray(self.indices))
+        out.metrics = {combo: dict(cols) for combo, cols in self._metrics.items()}
+        out.metric_sources = dict(self._sources)
+        out.costs = dict(self._costs)
+        out.extras = dict(self.extras)
+        out.provenance = {k: str(v) for k, v in self.attrs.items() if k not in written}
+        return out
+
     # -- what is in it --------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.keys)

@@ -219,28 +219,24 @@ def nb101_sections(stage: dict[str, Stage], tables: dict[str, Any], inputs, stor
 
 def spearman_ci(x: np.ndarray, y: np.ndarray, resamples: int, seed: int = 0) -> tuple[float, float, float]:
     """Spearman rho of (x, y) and its 95% percentile bootstrap interval over cells."""
-    from scipy.stats import rankdata
-
-    def rho(a: np.ndarray, b: np.ndarray) -> float:
-        ra, rb = rankdata(a), rankdata(b)
-        return float(np.corrcoef(ra, rb)[0, 1])
+    from nas.stats import spearman
 
     rng = np.random.default_rng(seed)
-    boots = [rho(x[i], y[i]) for i in (rng.integers(0, len(x), len(x)) for _ in range(resamples))]
-    return rho(x, y), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+    boots = [spearman(x[i], y[i]) for i in (rng.integers(0, len(x), len(x)) for _ in range(resamples))]
+    return spearman(x, y), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
 def whole_space_params(table, drawn_keys: list[str], resamples: int) -> str:
     """The parameter count's Spearman rho over every cell of ``table`` (the recorded counts, which
     our `params` proxy equals on every cell, checked at import) beside that over the drawn cells,
     with its interval: is the sample's figure the whole space's? ("" without both columns)."""
-    from scipy.stats import spearmanr
+    from nas.stats import spearman
 
     if ("cifar10", "params") not in table.cost_names() or ("cifar10", "test", 108) not in table.combinations():
         return ""
     params = np.array([table.cost(k, "params", dataset="cifar10") for k in table.keys], dtype=float)
     acc = table.column(dataset="cifar10", split="test", epochs=108)
-    whole = float(spearmanr(params, acc).statistic)
+    whole = spearman(params, acc)
     rows = np.array([table.row_of(k) for k in drawn_keys])
     rho, low, high = spearman_ci(params[rows], acc[rows], resamples)
     inside = low <= whole <= high
