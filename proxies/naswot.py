@@ -39,11 +39,14 @@ from __future__ import annotations
 import hashlib
 import math
 import weakref
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from nas import draws
 from nas.errors import NasError
 from nas.proxies.base import Needs, Proxy, register_proxy
 
@@ -72,24 +75,34 @@ def weights_seed(model: nn.Module) -> int:
 def kaiming_reinit(model: nn.Module, seed: int | None = None) -> int:
     """Re-draw the network as the AZ-NAS NB201 proxies do: Conv2d/Linear weights from
     N(0, 2/fan_in) (Kaiming normal, fan-in, ReLU gain), biases 0, affine BatchNorm/GroupNorm
-    weight 1 and bias 0. Uses its own generator (``seed``, or :func:`weights_seed`), never the
-    global RNG. Returns the seed used."""
+    weight 1 and bias 0. Uses its own torch generator (``seed``, or :func:`weights_seed`), never
+    the global RNG. Returns the seed used. Its draws depend on the CPU by an ulp (see
+    :mod:`nas.draws`); :func:`kaiming_reinit_portable` does not."""
     if seed is None:
         seed = weights_seed(model)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    _kaiming(model, lambda shape, std, dtype: torch.empty(shape, dtype=dtype).normal_(0.0, std, generator=gen))
+    return int(seed)
+
+
+@torch.no_grad()
+def kaiming_reinit_portable(model: nn.Module, rng: np.random.Generator) -> None:
+    """:func:`kaiming_reinit` with draws from ``rng`` that are the same on every CPU."""
+    _kaiming(model, lambda shape, std, dtype: draws.normal(shape, rng, std, dtype))
+
+
+def _kaiming(model: nn.Module, draw: Callable[[torch.Size, float, torch.dtype], torch.Tensor]) -> None:
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             weight = module.weight
             fan_in = weight.shape[1] * math.prod(weight.shape[2:])
             std = math.sqrt(2.0 / fan_in) if fan_in else 0.0
-            draw = torch.empty(weight.shape, dtype=weight.dtype).normal_(0.0, std, generator=gen)
-            weight.copy_(draw)
+            weight.copy_(draw(weight.shape, std, weight.dtype))
             if module.bias is not None:
                 module.bias.zero_()
         elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and module.affine:
             module.weight.fill_(1.0)
             module.bias.zero_()
-    return int(seed)
 
 
 def code_kernel(codes: torch.Tensor) -> torch.Tensor:

@@ -109,8 +109,23 @@ def test_trainability_folds_a_downsampling_block():
     features = []
     x = torch.randn(8, 2, 8, 8, requires_grad=True)
     features = [x, nn.functional.avg_pool2d(x, 2)]
-    value = trainability(features, torch.Generator().manual_seed(0))
+    value = trainability(features, np.random.default_rng(0))
     assert math.isfinite(value) and value < 0  # 2 - s - 1/s <= 0 for any s > 0
+
+
+def test_draws_follow_the_seed_not_the_network_initial_weights():
+    """Version 2: the re-drawn weights come from ``seed`` (nas.draws), not from a hash of the
+    network's initial weights, whose own draws depend on the CPU; another seed gives other draws."""
+    space = NatsTSS()
+    cell = space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    batch = _batch(torch.zeros(8, 3, 32, 32))
+    scores = []
+    for net_seed, seed in ((0, 0), (1, 0), (0, 1)):
+        net = build_network(space, cell, num_classes=10, seed=net_seed)
+        scores.append(evaluate(get_proxy("az_trainability", seed=seed), net, batch).score)
+    assert scores[0] == scores[1] != scores[2]
 
 
 def test_gaussian_inputs_by_default():
