@@ -209,6 +209,17 @@ class ScoreStore:
                 for r in conn.execute(query).all()
             ]
 
+    def group_counts(self, space: str | None = None) -> list[tuple[str, str, str, str, int, int]]:
+        """``(space, proxy, protocol, machine, scores, failed)`` per group, counted by the database
+        (a store of a million scores is summarised without reading them)."""
+        failed = sa.func.sum(sa.case((SCORES.c.status != "ok", 1), else_=0))
+        keys = (SCORES.c.space, SCORES.c.proxy, SCORES.c.protocol, SCORES.c.machine)
+        query = sa.select(*keys, sa.func.count(), failed).group_by(*keys)
+        if space is not None:
+            query = query.where(SCORES.c.space == space)
+        with self.engine.connect() as conn:
+            return [(a, b, c, d or "", int(n), int(f or 0)) for a, b, c, d, n, f in conn.execute(query).all()]
+
     def machine_counts(self) -> dict[str, int]:
         """How many stored scores each machine digest computed ("": not recorded)."""
         query = sa.select(SCORES.c.machine, sa.func.count()).group_by(SCORES.c.machine)

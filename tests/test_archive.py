@@ -146,6 +146,23 @@ def test_store_commands(tmp_path, capsys):
     assert "score archive not found" in capsys.readouterr().err
 
 
+def test_store_info_marks_scores_of_an_older_proxy_version(tmp_path, capsys):
+    from nas.proxies import proxy_class
+
+    store = new_store(tmp_path, "v.db")
+    current = proxy_class("az_trainability").version
+    for digest, version in (("old", "0"), ("new", current)):
+        spec = {"proxy": {"name": "az_trainability", "params": {}, "version": version}}
+        store.put("nats-tss", "a", digest, "az_trainability", ProxyResult(-1.0, 0.1), spec)
+    assert main(["store", "info", "--store", store.url, "--json"]) == 0
+    groups = {g["protocol"]: g for g in json.loads(capsys.readouterr().out)["groups"]}
+    assert (groups["old"]["version"], groups["old"]["current_version"]) == ("0", current)
+    assert groups["new"]["version"] == groups["new"]["current_version"] == current
+    assert main(["store", "info", "--store", store.url]) == 0
+    text = capsys.readouterr().out
+    assert f"0 (now {current})" in text and "of older proxy versions: 1 scores" in text
+
+
 def test_same_score_admits_float_order_noise_not_another_value():
     from nas.store import ScoreRow
 

@@ -72,34 +72,49 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from nas.machine import describe
     from nas.store import ScoreStore
 
     store = ScoreStore(args.store)
-    from nas.machine import describe
-
     counts: Counter = Counter()
     failed: Counter = Counter()
     by_machine: Counter = Counter()
-    for row in store.rows(args.space):
-        key = (row.space, row.proxy, row.protocol)
-        counts[key] += 1
-        failed[key] += row.status != "ok"
-        by_machine[row.machine] += 1
+    for space, proxy, digest, machine, n, n_failed in store.group_counts(args.space):
+        counts[(space, proxy, digest)] += n
+        failed[(space, proxy, digest)] += n_failed
+        by_machine[machine] += n
     machines = store.machines()
     protocols = store.protocols()
-    groups = [
-        {"space": s, "proxy": p, "protocol": d, "scores": n, "failed": failed[(s, p, d)], "spec": protocols.get(d)}
-        for (s, p, d), n in sorted(counts.items())
-    ]
+    groups = []
+    for (s, p, d), n in sorted(counts.items()):
+        spec = protocols.get(d)
+        version, current = _versions(spec)
+        groups.append(
+            {"space": s, "proxy": p, "protocol": d, "version": version, "current_version": current, "scores": n,
+             "failed": failed[(s, p, d)], "spec": spec}
+        )  # fmt: skip
     lines = [f"{store.url}: {sum(counts.values()):,} scores"]
     if groups:
-        lines.append(f"{'space':<10}{'proxy':<30}{'protocol':<18}{'inputs':<30}{'scores':>9}{'failed':>8}")
+        lines.append(
+            f"{'space':<10}{'proxy':<30}{'protocol':<18}{'version':<12}{'inputs':<30}{'scores':>9}{'failed':>8}"
+        )
+    stale = 0
     for g in groups:
         inputs = (g["spec"] or {}).get("inputs") or {}
         source, dataset = inputs.get("source", "?"), inputs.get("dataset", "?")
         where = (source if source == dataset else f"{source} ({dataset})") + f", batch {inputs.get('batch_size', '?')}"
+        version = g["version"] or "?"
+        if g["current_version"] not in (None, g["version"]):
+            version += f" (now {g['current_version']})"
+            stale += g["scores"]
         lines.append(
-            f"{g['space']:<10}{g['proxy']:<30}{g['protocol']:<18}{where:<30}{g['scores']:>9,}{g['failed']:>8,}"
+            f"{g['space']:<10}{g['proxy']:<30}{g['protocol']:<18}{version:<12}{where:<30}{g['scores']:>9,}"
+            f"{g['failed']:>8,}"
+        )
+    if stale:
+        lines.append(
+            f"of older proxy versions: {stale:,} scores, which no run of today's proxies reads (CHANGELOG.md, "
+            "Proxy versions)"
         )
     if by_machine:
         lines.append("computed on:")
@@ -110,6 +125,20 @@ def cmd_info(args: argparse.Namespace) -> int:
         scored_on.append({"machine": digest or None, "scores": n, "info": info})
         lines.append(f"  {n:>9,}  {digest or '-':<13} {what}")
     return _emit(args, {"store": store.url, "groups": groups, "machines": scored_on}, "\n".join(lines))
+
+
+def _versions(spec: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """The proxy version a protocol was scored with, and the registered proxy's version today
+    (None where the protocol names no version or the proxy is not registered here)."""
+    from nas.proxies import list_proxies, proxy_class
+
+    proxy = (spec or {}).get("proxy")
+    if not isinstance(proxy, dict):
+        return None, None
+    name, version = proxy.get("name"), proxy.get("version")
+    if not isinstance(name, str) or name not in list_proxies():
+        return version, None
+    return version, str(proxy_class(name).version)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
