@@ -7,7 +7,10 @@ capability), and the same seed then gives draws that differ by an ulp in about 4
 Gaussian inputs moved by up to 48% (docs/proxies.md, "Scores on other machines").
 
 These draws come from numpy's ``Generator`` (PCG64 and the ziggurat sampler: integer arithmetic
-and double-precision tables, the same on every CPU), in float64, rounded once to the tensor's dtype.
+and double-precision tables, with no vectorised code path), in float64, rounded once to the
+tensor's dtype. Only the ziggurat's rare tail and wedge branches call the C library's ``exp`` and
+``log``, where two libraries could differ by an ulp in a float64 comparison that decides a draw
+(not tried here: ``tests/test_draws.py`` checks the draws under ATen's scalar kernels only).
 
 >>> a = normal((2, 3), np.random.default_rng(0), std=0.5)
 >>> b = normal((2, 3), np.random.default_rng(0), std=0.5)
