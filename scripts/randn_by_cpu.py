@@ -7,11 +7,9 @@ what a CPU without AVX2 runs), each in its own process.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
+
+from nas.testing.variation import python_output
 
 DRAW = (
     "import sys, torch; g = torch.Generator().manual_seed(0); "
@@ -19,17 +17,12 @@ DRAW = (
 )
 
 
-def draws(capability: str | None) -> np.ndarray:
-    env = dict(os.environ)
-    env.pop("ATEN_CPU_CAPABILITY", None)
-    if capability:
-        env["ATEN_CPU_CAPABILITY"] = capability
-    out = subprocess.run([sys.executable, "-c", DRAW], env=env, capture_output=True, check=True).stdout
-    return np.frombuffer(out, dtype=np.float32)
+def draws(setting: str) -> np.ndarray:
+    return np.frombuffer(python_output(setting, DRAW), dtype=np.float32)
 
 
 if __name__ == "__main__":
-    a, b = draws(None), draws("default")
+    a, b = draws("baseline"), draws("ATen default")
     diff = np.abs(a - b)
     print(
         f"{int((diff > 0).sum()):,} of {a.size:,} draws differ ({(diff > 0).mean():.0%}); "

@@ -3,15 +3,12 @@ under this CPU's vectorised ones, where torch's own Gaussian sampler does not.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 
 from nas import draws
+from nas.testing.variation import python_output
 
 _DRAW = (
     "import sys, numpy as np, torch; from nas import draws; "
@@ -22,17 +19,12 @@ _DRAW = (
 )
 
 
-def _drawn(capability: str | None) -> np.ndarray:
-    env = dict(os.environ)
-    env.pop("ATEN_CPU_CAPABILITY", None)
-    if capability:
-        env["ATEN_CPU_CAPABILITY"] = capability
-    out = subprocess.run([sys.executable, "-c", _DRAW], env=env, capture_output=True, check=True).stdout
-    return np.frombuffer(out, dtype=np.float32)
+def _drawn(setting: str) -> np.ndarray:
+    return np.frombuffer(python_output(setting, _DRAW), dtype=np.float32)
 
 
 def test_draws_are_the_same_under_scalar_kernels():
-    vectorised, scalar = _drawn(None), _drawn("default")
+    vectorised, scalar = _drawn("baseline"), _drawn("ATen default")
     ours, theirs = slice(0, 1100), slice(1100, None)
     assert np.array_equal(vectorised[ours], scalar[ours])
     if torch.backends.cpu.get_cpu_capability() == "DEFAULT":

@@ -52,6 +52,15 @@ print(json.dumps(out))
 """
 
 
+def python_output(setting: str, code: str) -> bytes:
+    """What ``python -c code`` writes to stdout in a fresh process under one of :data:`SETTINGS`
+    (or several joined by ``" + "``)."""
+    env = {k: v for k, v in os.environ.items() if k not in {v for s in SETTINGS.values() for v in s}}
+    for name in setting.split(" + "):
+        env.update(SETTINGS[name])
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True).stdout
+
+
 def score_under(setting: str, cells: dict[str, list[str]], proxies: list[str], data: str) -> dict[str, Any]:
     """``{space: {proxy: {arch key: score}}}`` of ``cells`` ({space: [arch strings]}), scored in a
     fresh process under one of :data:`SETTINGS`, or several joined by ``" + "`` (their switches
