@@ -228,6 +228,66 @@ class Check:
         return same_score(self.stored, self.fresh)
 
 
+def verification_sample(
+    scorer: Scorer,
+    rows: Sequence[ScoreRow],
+    archs: Sequence[Any],
+    per_protocol: int | Callable[[Any], int],
+    seed: int = 0,
+) -> list[ScoreRow]:
+    """``per_protocol`` randomly drawn rows of each of the scorer's protocols among ``rows`` (say,
+    the scores just imported) whose architecture is one of ``archs``: what :func:`recompute`
+    checks. Drawing is cheap, so a caller can size a progress bar before recomputing."""
+    space = scorer.space
+    keys = {space.key(a) for a in archs}
+    rng = random.Random(seed)
+    sample = []
+    for proxy in scorer.proxies:
+        digest = scorer.digest(proxy)
+        mine = sorted(
+            (r for r in rows if r.space == space.name and r.protocol == digest and r.arch in keys),
+            key=lambda r: r.arch,
+        )
+        count = per_protocol(proxy) if callable(per_protocol) else per_protocol
+        sample += rng.sample(mine, min(count, len(mine)))
+    return sample
+
+
+def recompute(
+    scorer: Scorer,
+    sample: Sequence[ScoreRow],
+    archs: Sequence[Any],
+    threads: int = 1,
+    progress: Callable[[], None] | None = None,
+) -> list[Check]:
+    """Score each row of ``sample`` (rows of the scorer's protocols, architectures among ``archs``)
+    again and return it beside its fresh score; ``progress`` is called after each.
+
+    ``threads``: torch's thread count while recomputing, that of the run that stored the scores
+    (:func:`nas.scoring.score_many` uses 1): some proxies move with the order of float sums
+    (ZiCo by up to 0.36% from one thread to two), so only the same count can be exact."""
+    import torch
+
+    space = scorer.space
+    by_key = {space.key(a): a for a in archs}
+    proxy_of = {scorer.digest(p): p for p in scorer.proxies}
+    checks = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for row in sample:
+            proxy = proxy_of[row.protocol]
+            result = scorer.score(by_key[row.arch], [proxy])[proxy.label()]
+            checks.append(
+                Check(row, replace(result, proxy=row.proxy, space=row.space, arch=row.arch, protocol=row.protocol))
+            )
+            if progress is not None:
+                progress()
+    finally:
+        torch.set_num_threads(before)
+    return checks
+
+
 def verify_scores(
     scorer: Scorer,
     rows: Sequence[ScoreRow],
@@ -237,36 +297,9 @@ def verify_scores(
     threads: int = 1,
 ) -> list[Check]:
     """Recompute ``per_protocol`` randomly drawn rows of each of the scorer's protocols among
-    ``rows`` (say, the scores just imported) whose architecture is one of ``archs``, and return
-    each stored row beside its fresh score.
-
-    ``threads``: torch's thread count while recomputing, that of the run that stored the scores
-    (:func:`nas.scoring.score_many` uses 1): some proxies move with the order of float sums
-    (ZiCo by up to 0.36% from one thread to two), so only the same count can be exact."""
-    import torch
-
-    space = scorer.space
-    by_key = {space.key(a): a for a in archs}
-    rng = random.Random(seed)
-    checks = []
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        for proxy in scorer.proxies:
-            digest = scorer.digest(proxy)
-            mine = sorted(
-                (r for r in rows if r.space == space.name and r.protocol == digest and r.arch in by_key),
-                key=lambda r: r.arch,
-            )
-            count = per_protocol(proxy) if callable(per_protocol) else per_protocol
-            for row in rng.sample(mine, min(count, len(mine))):
-                result = scorer.score(by_key[row.arch], [proxy])[proxy.label()]
-                checks.append(
-                    Check(row, replace(result, proxy=row.proxy, space=row.space, arch=row.arch, protocol=digest))
-                )
-    finally:
-        torch.set_num_threads(before)
-    return checks
+    ``rows`` whose architecture is one of ``archs`` (:func:`verification_sample`, then
+    :func:`recompute`), and return each stored row beside its fresh score."""
+    return recompute(scorer, verification_sample(scorer, rows, archs, per_protocol, seed), archs, threads)
 
 
 # -- what a verification found, and what it means under each mode --------------------------------------

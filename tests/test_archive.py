@@ -8,7 +8,16 @@ import math
 
 import pytest
 
-from nas.archive import archive_files, export_scores, import_scores, read_archive, same_score, verify_scores
+from nas.archive import (
+    archive_files,
+    export_scores,
+    import_scores,
+    read_archive,
+    recompute,
+    same_score,
+    verification_sample,
+    verify_scores,
+)
 from nas.cli import main
 from nas.data import parse_data_arg
 from nas.errors import NasError
@@ -122,6 +131,12 @@ def test_recomputing_archived_scores_finds_one_that_is_not_this_codes(tmp_path):
     checks = verify_scores(scorer, tampered, archs, per_protocol=3)
     assert [c.ok for c in checks if c.stored.proxy == "params"] == [True] * 3
     assert [c.ok for c in checks if c.stored.proxy == "synflow"] == [False] * 3
+
+    # The sample is drawn before anything is recomputed, so a progress bar knows its total.
+    sample = verification_sample(scorer, added, archs, per_protocol=2)
+    ticks = []
+    checks = recompute(scorer, sample, archs, progress=lambda: ticks.append(len(ticks)))
+    assert len(sample) == 4 and len(ticks) == 4 and [c.stored for c in checks] == sample
 
 
 def test_store_commands(tmp_path, capsys):

@@ -72,7 +72,7 @@ def import_archives(
     proxy's documented tolerance. A protocol that fails is discarded (its imported scores are
     deleted, so scoring recomputes them), as the mode the user chose says. Returns a sentence for
     the results' header."""
-    from nas.archive import VERIFY_MODES, archive_files, check_protocols, import_scores, verify_scores
+    from nas.archive import VERIFY_MODES, archive_files, check_protocols, import_scores, recompute, verification_sample
     from nas.errors import NasError
     from nas.proxies.base import proxy_tolerance
     from nas.reproduce.plan import CHEAP
@@ -110,11 +110,17 @@ def import_archives(
     def count(proxy) -> int:
         return cheap_sample if proxy.name in CHEAP else sample
 
+    samples = []
     for stage in plan:  # each protocol once, over every cell of its space
         scorer = stage_scorer(stage, inputs)
         todo = [r for r in report.added if r.protocol not in done]
-        checks += verify_scores(scorer, todo, archs_of[stage.space_name], count, seed=0)
+        samples.append((scorer, verification_sample(scorer, todo, archs_of[stage.space_name], count, seed=0)))
         done |= {scorer.digest(p) for p in scorer.proxies}
+    from tqdm import tqdm
+
+    with tqdm(total=sum(len(s) for _, s in samples), desc="verifying archived scores", unit="score") as bar:
+        for scorer, sample in samples:
+            checks += recompute(scorer, sample, archs_of[scorer.space.name], progress=bar.update)
     protocols = check_protocols(checks, proxy_tolerance)
     failed = [p for p in protocols if not p.passes(verify)]
     for p in protocols:
