@@ -110,17 +110,17 @@ def import_archives(
     def count(proxy) -> int:
         return cheap_sample if proxy.name in CHEAP else sample
 
-    samples = []
+    drawn = []
     for stage in plan:  # each protocol once, over every cell of its space
         scorer = stage_scorer(stage, inputs)
         todo = [r for r in report.added if r.protocol not in done]
-        samples.append((scorer, verification_sample(scorer, todo, archs_of[stage.space_name], count, seed=0)))
+        drawn.append((scorer, verification_sample(scorer, todo, archs_of[stage.space_name], count, seed=0)))
         done |= {scorer.digest(p) for p in scorer.proxies}
     from tqdm import tqdm
 
-    with tqdm(total=sum(len(s) for _, s in samples), desc="verifying archived scores", unit="score") as bar:
-        for scorer, sample in samples:
-            checks += recompute(scorer, sample, archs_of[scorer.space.name], progress=bar.update)
+    with tqdm(total=sum(len(rows) for _, rows in drawn), desc="verifying archived scores", unit="score") as bar:
+        for scorer, rows in drawn:
+            checks += recompute(scorer, rows, archs_of[scorer.space.name], progress=bar.update)
     protocols = check_protocols(checks, proxy_tolerance)
     failed = [p for p in protocols if not p.passes(verify)]
     for p in protocols:
