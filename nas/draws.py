@@ -38,6 +38,34 @@ def normal(
     return torch.from_numpy(values).to(dtype)
 
 
+def truncated_normal(
+    shape: Sequence[int],
+    rng: np.random.Generator,
+    std: float = 1.0,
+    bound: float = 2.0,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """N(0, ``std``²) draws of ``shape``, each drawn again while it lies more than ``bound``
+    standard deviations from 0 (TensorFlow's ``truncated_normal``). The test is on the float64
+    draw, so how many draws a tensor takes, and with it every later draw, is the same on every CPU."""
+    values = rng.standard_normal(tuple(int(s) for s in shape))
+    flat = values.reshape(-1)
+    outside = np.flatnonzero(np.abs(flat) > bound)
+    while outside.size:
+        flat[outside] = rng.standard_normal(outside.size)
+        outside = outside[np.abs(flat[outside]) > bound]
+    if std != 1.0:
+        values *= std
+    return torch.from_numpy(values).to(dtype)
+
+
+def uniform(
+    shape: Sequence[int], rng: np.random.Generator, low: float, high: float, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """U(``low``, ``high``) draws of ``shape`` on the CPU."""
+    return torch.from_numpy(rng.uniform(low, high, tuple(int(s) for s in shape))).to(dtype)
+
+
 def rademacher(shape: Sequence[int], rng: np.random.Generator, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Independent ±1 draws of ``shape`` on the CPU."""
     signs = rng.integers(0, 2, size=tuple(int(s) for s in shape), dtype=np.int8) * 2 - 1

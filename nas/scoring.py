@@ -93,6 +93,7 @@ class Scorer:
             "inputs": self.inputs.protocol(),
             "seed": self.seed,
             "num_classes": self.num_classes,
+            **self.space.network_protocol(),
         }
 
     def digest(self, proxy: Proxy) -> str:

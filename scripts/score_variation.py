@@ -36,7 +36,8 @@ def kendall(a: list[float], b: list[float]) -> float | None:
 
 
 def pick_cells(args) -> dict[str, list[str]]:
-    """Seeded NATS-TSS cells, and the NB101 subset's smallest cells (fewest parameters)."""
+    """Seeded NATS-TSS cells, and the NB101 subset's smallest cells (fewest parameters) or, with
+    ``--nb101-pick random``, seeded random ones (the larger cells move more)."""
     import csv
 
     import numpy as np
@@ -49,7 +50,11 @@ def pick_cells(args) -> dict[str, list[str]]:
     if args.nb101_cells and args.nb101_table:
         nb101 = get_space("nb101")
         with open(args.nb101_table, newline="") as f:
-            rows = sorted(csv.DictReader(f), key=lambda r: int(r["params"]))[: args.nb101_cells]
+            rows = list(csv.DictReader(f))
+        if args.nb101_pick == "random":
+            rows = [rows[int(i)] for i in rng.choice(len(rows), args.nb101_cells, False)]
+        else:
+            rows = sorted(rows, key=lambda r: int(r["params"]))[: args.nb101_cells]
         cells["nb101"] = [nb101.format(nb101.resolve((json.loads(r["adjacency"]), json.loads(r["ops"])))) for r in rows]
     return cells
 
@@ -64,7 +69,10 @@ def main() -> int:
     )
     parser.add_argument("--tss-cells", type=int, default=12)
     parser.add_argument("--nb101-cells", type=int, default=3)
-    parser.add_argument("--nb101-table", help="nb101_subset_1000.csv: its smallest cells are scored")
+    parser.add_argument("--nb101-table", help="nb101_subset_1000.csv, whose cells are scored")
+    parser.add_argument(
+        "--nb101-pick", choices=("smallest", "random"), default="smallest", help="which NB101 cells (default smallest)"
+    )
     parser.add_argument("--settings", help=f"comma-separated, of: {', '.join(SETTINGS)} (default: all)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()

@@ -31,6 +31,14 @@ class SearchSpace(ABC, Generic[Arch]):
     name: str = ""
     #: One line for ``nas spaces``.
     description: str = ""
+    #: Bumped when building a network changes its values (its initial weights, say): a new
+    #: version is part of every protocol that builds one, so no stored score or study mixes two.
+    network_version: str = "1"
+
+    def network_protocol(self) -> dict[str, str]:
+        """What a protocol that builds this space's networks records of them: nothing for version
+        1 (so its stored scores keep their keys), ``{"network": version}`` after."""
+        return {} if self.network_version == "1" else {"network": self.network_version}
 
     # -- size and order -------------------------------------------------------------------
     @property

@@ -295,6 +295,8 @@ class NB101(SearchSpace[Cell]):
 
     name = "nb101"
     description = "NAS-Bench-101: 423,624 cells, DAGs of <= 7 vertices and <= 9 edges, 3 ops"
+    # 2: initial weights drawn the same on every CPU (nas.draws; version 1 used torch's sampler)
+    network_version = "2"
 
     def __init__(self, stem_channels: int = 128, num_stacks: int = 3, modules_per_stack: int = 3) -> None:
         self.stem_channels = stem_channels

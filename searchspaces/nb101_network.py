@@ -25,8 +25,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
+
+from nas import draws
 
 INPUT, OUTPUT = "input", "output"
 #: Interior ops; the position is the label NAS-Bench-101's module hash uses.
@@ -151,37 +154,33 @@ class NB101Network(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.classifier = nn.Linear(c_in, num_classes)
         if tf_init:
-            self.apply(_tf_init)
+            # One draw from torch's generator seeds the weights' own generator: the network still
+            # follows torch.manual_seed, and its weights are the same on every CPU.
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+            for module in self.modules():
+                _tf_init(module, rng)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.stem(x))
         return self.classifier(x.mean(dim=(2, 3)))
 
 
-def _tf_init(module: nn.Module) -> None:
+@torch.no_grad()
+def _tf_init(module: nn.Module, rng: np.random.Generator) -> None:
     """The benchmark's initialisers: convs ``variance_scaling_initializer()`` (fan-in, truncated
     normal, TF1's 0.8796 correction for the truncation), the head Glorot-uniform with zero bias;
-    BN starts at scale 1, shift 0 in both frameworks."""
+    BN starts at scale 1, shift 0 in both frameworks. Drawn with :mod:`nas.draws`, the same on
+    every CPU: torch's Gaussian sampler is not, and the truncation's redraws then took another
+    number of draws somewhere in a large network, so every later layer differed (network version 2)."""
     if isinstance(module, nn.Conv2d):
         fan_in = module.in_channels * module.kernel_size[0] * module.kernel_size[1]
         std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
-        _truncated_normal_(module.weight, std)
+        module.weight.copy_(draws.truncated_normal(module.weight.shape, rng, std, 2.0, module.weight.dtype))
     elif isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
+        fan_in, fan_out = module.in_features, module.out_features
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        module.weight.copy_(draws.uniform(module.weight.shape, rng, -limit, limit, module.weight.dtype))
         nn.init.zeros_(module.bias)
-
-
-@torch.no_grad()
-def _truncated_normal_(weight: torch.Tensor, std: float) -> None:
-    """Normal(0, std) redrawn outside two standard deviations, like TF's truncated normal.
-    (Rejection: ``nn.init.trunc_normal_`` goes through ``erfinv``, ~20x slower on CPU, which
-    dominated building the large networks.)"""
-    weight.normal_(0.0, std)
-    outside = weight.abs() > 2 * std
-    while outside.any():
-        redraw = torch.empty(int(outside.sum()), dtype=weight.dtype, device=weight.device)
-        weight[outside] = redraw.normal_(0.0, std)
-        outside = weight.abs() > 2 * std
 
 
 # -- parameter count in closed form ---------------------------------------------------------------

@@ -97,6 +97,8 @@ class SearchConfig:
 
     def identity(self) -> dict[str, Any]:
         """Everything the study's values depend on (JSON)."""
+        from nas.searchspaces import get_space
+
         uses_inputs = any(not o.cost for o in self.objectives)
         return {
             "space": self.space,
@@ -107,6 +109,7 @@ class SearchConfig:
             "inputs": self.inputs.protocol() if uses_inputs else None,
             "score_seed": self.score_seed if uses_inputs else None,
             "num_classes": self.num_classes or self.inputs.info.num_classes,
+            **(get_space(self.space).network_protocol() if uses_inputs else {}),
         }
 
     def default_study_name(self) -> str:

@@ -175,7 +175,31 @@ def test_store_info_marks_scores_of_an_older_proxy_version(tmp_path, capsys):
     assert groups["new"]["version"] == groups["new"]["current_version"] == current
     assert main(["store", "info", "--store", store.url]) == 0
     text = capsys.readouterr().out
-    assert f"0 (now {current})" in text and "of older proxy versions: 1 scores" in text
+    assert f"0 (now {current})" in text and "of older proxy or network versions: 1 scores" in text
+
+
+def test_store_info_marks_scores_of_an_older_network_version(tmp_path, capsys):
+    from nas.proxies import proxy_class
+
+    store = new_store(tmp_path, "n.db")
+    near = {"name": "near", "params": {}, "version": proxy_class("near").version}
+    specs = {
+        "v1": {"space": "nb101", "proxy": near, "seed": 0},  # before NB101's network version 2
+        "v2": {"space": "nb101", "proxy": near, "seed": 0, "network": "2"},
+        "tss": {"space": "nats-tss", "proxy": near, "seed": 0},  # version 1 is current there
+        "nonet": {"space": "nb101", "proxy": near},  # no network seed: builds no network
+    }
+    for digest, spec in specs.items():
+        store.put(spec["space"], "a", digest, "near", ProxyResult(1.0, 0.1), spec)
+    assert main(["store", "info", "--store", store.url, "--json"]) == 0
+    groups = {g["protocol"]: g for g in json.loads(capsys.readouterr().out)["groups"]}
+    assert (groups["v1"]["network_version"], groups["v1"]["current_network_version"]) == ("1", "2")
+    assert groups["v2"]["network_version"] == groups["v2"]["current_network_version"] == "2"
+    assert groups["tss"]["network_version"] == groups["tss"]["current_network_version"] == "1"
+    assert groups["nonet"]["network_version"] is None
+    assert main(["store", "info", "--store", store.url]) == 0
+    text = capsys.readouterr().out
+    assert "network 1 (now 2)" in text and "of older proxy or network versions: 1 scores" in text
 
 
 def test_same_score_admits_float_order_noise_not_another_value():

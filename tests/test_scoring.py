@@ -319,3 +319,15 @@ def test_a_shared_pass_scores_its_group_once_and_fails_only_the_non_finite():
     one.shared_pass = lambda: broken
     failed = evaluate_together([one, one], torch.nn.Linear(2, 2), None)
     assert all(r.status == "failed" and "out of memory" in r.reason for r in failed)
+
+
+def test_a_spaces_network_version_keys_the_scores_of_its_networks():
+    def digests(space_name):
+        scorer = Scorer(get_space(space_name), [get_proxy("near")], parse_data_arg("gaussian"), seed=0)
+        return scorer.protocol(scorer.proxies[0]), scorer.digest(scorer.proxies[0])
+
+    # Version 1 adds nothing, so the stored NATS-TSS scores keep the key they were stored under.
+    protocol, digest = digests("nats-tss")
+    assert "network" not in protocol and digest == "b9ff459f92dfd25c"
+    protocol, _ = digests("nb101")  # version 2: weights drawn the same on every CPU
+    assert protocol["network"] == "2"

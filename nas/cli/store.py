@@ -89,14 +89,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     for (s, p, d), n in sorted(counts.items()):
         spec = protocols.get(d)
         version, current = _versions(spec)
+        network, current_network = _network_versions(spec)
         groups.append(
-            {"space": s, "proxy": p, "protocol": d, "version": version, "current_version": current, "scores": n,
+            {"space": s, "proxy": p, "protocol": d, "version": version, "current_version": current,
+             "network_version": network, "current_network_version": current_network, "scores": n,
              "failed": failed[(s, p, d)], "spec": spec}
         )  # fmt: skip
     lines = [f"{store.url}: {sum(counts.values()):,} scores"]
     if groups:
         lines.append(
-            f"{'space':<10}{'proxy':<30}{'protocol':<18}{'version':<12}{'inputs':<30}{'scores':>9}{'failed':>8}"
+            f"{'space':<10}{'proxy':<30}{'protocol':<18}{'version':<31}{'inputs':<30}{'scores':>9}{'failed':>8}"
         )
     stale = 0
     for g in groups:
@@ -106,15 +108,18 @@ def cmd_info(args: argparse.Namespace) -> int:
         version = g["version"] or "?"
         if g["current_version"] not in (None, g["version"]):
             version += f" (now {g['current_version']})"
+        if g["current_network_version"] not in (None, g["network_version"]):
+            version += f", network {g['network_version']} (now {g['current_network_version']})"
+        if version != (g["version"] or "?"):
             stale += g["scores"]
         lines.append(
-            f"{g['space']:<10}{g['proxy']:<30}{g['protocol']:<18}{version:<12}{where:<30}{g['scores']:>9,}"
+            f"{g['space']:<10}{g['proxy']:<30}{g['protocol']:<18}{version:<31}{where:<30}{g['scores']:>9,}"
             f"{g['failed']:>8,}"
         )
     if stale:
         lines.append(
-            f"of older proxy versions: {stale:,} scores, which no run of today's proxies reads (CHANGELOG.md, "
-            "Proxy versions)"
+            f"of older proxy or network versions: {stale:,} scores, which no run of today's proxies reads "
+            "(CHANGELOG.md, Proxy versions and Network versions)"
         )
     if by_machine:
         lines.append("computed on:")
@@ -139,6 +144,18 @@ def _versions(spec: dict[str, Any] | None) -> tuple[str | None, str | None]:
     if not isinstance(name, str) or name not in list_proxies():
         return version, None
     return version, str(proxy_class(name).version)
+
+
+def _network_versions(spec: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """The network version of the space a protocol built its networks in ("1" where it names
+    none), and that space's version today; (None, None) for a protocol that builds no network
+    (it has no network seed) or a space not registered here."""
+    from nas.searchspaces import get_space, list_spaces
+
+    spec = spec or {}
+    if "seed" not in spec or spec.get("space") not in list_spaces():
+        return None, None
+    return str(spec.get("network", "1")), get_space(spec["space"]).network_version
 
 
 def cmd_export(args: argparse.Namespace) -> int:
