@@ -414,3 +414,19 @@ def test_proxies_that_beat_the_baseline_need_their_interval_above_its_tau(reprod
     ]
     assert reproduce.beats(records, "params", "cifar10") == ["near"]
     assert reproduce.beats(records, "flops", "cifar10") == []
+
+
+def test_a_table_no_proxy_has_scored_yet_says_so(reproduce):
+    lines = reproduce.section_table("NB101", "Cells: the subset.", [], ["cifar10"], 1000, published=False)
+    assert lines[0] == "## NB101" and not any(line.startswith("|") for line in lines)
+    assert "Not scored yet" in "\n".join(lines)
+    record = {
+        "proxy": "near",
+        "dataset": "cifar10",
+        "n": 3,
+        "n_total": 3,
+        "kendall_tau": 0.5,
+        "kendall_tau_ci": [0.1, 0.9],
+    }
+    table = reproduce.section_table("NB101", "Cells.", [record], ["cifar10"], 3, published=False)
+    assert any(line.startswith("| `near` |") for line in table)

@@ -211,7 +211,10 @@ def section_table(
     head = "| proxy | n | " + " | ".join(f"{SHORT.get(d, d)} tau [95% CI]" for d in datasets)
     head += f" | {SHORT.get(datasets[0], datasets[0])} rho | top-5% | nDCG@100"
     head += " | published C10 tau |" if published else " |"
-    lines = [f"## {title}", "", intro, "", head, "|" + "---|" * (head.count("|") - 1)]
+    lines = [f"## {title}", "", intro, ""]
+    if not records:  # say so, rather than print an empty table
+        return lines + ["Not scored yet: `make reproduce` scores these cells (resumable).", ""]
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
     first = by(records, datasets[0])
     for label in ordered_labels(records):
         r = first.get(label)
