@@ -331,3 +331,66 @@ def test_a_spaces_network_version_keys_the_scores_of_its_networks():
     assert "network" not in protocol and digest == "b9ff459f92dfd25c"
     protocol, _ = digests("nb101")  # version 2: weights drawn the same on every CPU
     assert protocol["network"] == "2"
+
+
+@register_proxy("_mutates", needs=Needs(mode="train"))
+def _mutates(model, batch):
+    """A careless proxy: it scales the weights, leaves a hook behind, changes dtype and mode."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2.0)
+    model.register_forward_hook(lambda module, args, output: output * 0)
+    model.double().eval()
+    torch.rand(1000)
+    return 1.0
+
+
+def test_a_proxy_that_changes_the_network_leaves_the_next_one_a_pristine_copy():
+    space = get_space("nats-tss")
+    arch = space.from_index(77)
+    names = ["_global_draw", "_sum_of_logits"]
+    after = Scorer(space, [get_proxy(n) for n in ["_mutates", *names]], InputSpec()).score(arch)
+    # the reference: a network of its own, built right after the seed, scored as the first thing
+    expected = {}
+    for name in names:
+        torch.manual_seed(0)
+        model = space.build(arch, 10).train()
+        expected[name] = get_proxy(name).score(model, load_batch(InputSpec()))
+    assert {n: after[n].score for n in names} == expected
+
+
+def test_every_proxy_scores_alike_alone_and_on_a_copy_of_the_shared_build(shared_data):
+    """Scorer.score builds a network once and deep-copies it for every proxy group but the last;
+    alone, a proxy scores the build itself. The two agree bit for bit: every built-in on a small
+    NATS-TSS cell, and a few on the smallest NB101 cell (whose build draws with numpy)."""
+    from nas.proxies import list_proxies, proxy_class
+    from nas.proxies.base import PROXIES
+
+    builtins = [
+        p
+        for p in list_proxies()
+        if PROXIES.source(p).startswith("nas.") and not proxy_class(p).population and proxy_class(p).needs.network
+    ]
+    tss, nb101 = get_space("nats-tss"), get_space("nb101")
+    with open(require(shared_data / "nb101" / "nb101_subset_1000.csv"), newline="") as f:
+        smallest = min(csv.DictReader(f), key=lambda r: int(r["params"]))
+    cases = [
+        (
+            tss,
+            tss.parse("|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|"),
+            builtins,
+        ),
+        (
+            nb101,
+            nb101.resolve((json.loads(smallest["adjacency"]), json.loads(smallest["ops"]))),
+            ["near", "synflow", "naswot", "az_expressivity", "az_trainability", "meco_opt"],
+        ),
+    ]
+    data = parse_data_arg(f"cifar10:{require(shared_data / 'cifar10' / 'cifar-10-batches-py')}", batch_size=16)
+    for space, arch, names in cases:
+        scorer = Scorer(space, [get_proxy(n) for n in names], data)
+        together = scorer.score(arch)
+        for proxy in scorer.proxies:
+            name = proxy.label()
+            alone = scorer.score(arch, [proxy])[name]
+            assert (alone.status, repr(alone.score)) == (together[name].status, repr(together[name].score)), name
