@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import bz2
+import csv
+import json
 import os
 import pickle
 import subprocess
@@ -47,6 +49,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def builtin_network_proxies() -> list[str]:
+    """The built-in proxies that score one network from its own weights: not the plugins other
+    tests register (a fresh process does not know them), not population proxies, and not those
+    that bring their own weights (the supernet needs a trained checkpoint)."""
+    from nas.proxies import list_proxies, proxy_class
+    from nas.proxies.base import PROXIES
+
+    return [
+        p
+        for p in list_proxies()
+        if PROXIES.source(p).startswith("nas.") and not proxy_class(p).population and proxy_class(p).needs.network
+    ]
+
+
+def smallest_nb101_cell(shared_data: Path):
+    """The NB101 architecture with the fewest parameters in the 1,000-cell subset (its fastest)."""
+    from nas.searchspaces import get_space
+
+    with open(require(shared_data / "nb101" / "nb101_subset_1000.csv"), newline="") as f:
+        smallest = min(csv.DictReader(f), key=lambda r: int(r["params"]))
+    return get_space("nb101").resolve((json.loads(smallest["adjacency"]), json.loads(smallest["ops"])))
 
 
 NATS_FIXTURE_INDICES = (0, 11, 284)

@@ -4,18 +4,14 @@ docs/proxies.md) of the baseline, on fast cells (NATS-TSS and the smallest NB101
 
 from __future__ import annotations
 
-import csv
-import json
-
 import pytest
 
 from nas.archive import relative_difference
-from nas.proxies import list_proxies, proxy_class
-from nas.proxies.base import PROXIES
+from nas.proxies import proxy_class
 from nas.searchspaces import get_space
 from nas.testing.variation import score_under
 
-from conftest import require
+from conftest import builtin_network_proxies, require, smallest_nb101_cell
 
 #: the settings that moved scores most in scripts/score_variation.py's measurement, together in one
 #: process (one more process instead of three keeps the test inside the test run's budget): another
@@ -28,22 +24,14 @@ def _cell(space_name: str, shared_data) -> str:
     space = get_space(space_name)
     if space_name == "nats-tss":
         return space.format(space.from_index(9930))
-    with open(require(shared_data / "nb101" / "nb101_subset_1000.csv"), newline="") as f:
-        smallest = min(csv.DictReader(f), key=lambda r: int(r["params"]))
-    return space.format(space.resolve((json.loads(smallest["adjacency"]), json.loads(smallest["ops"]))))
+    return space.format(smallest_nb101_cell(shared_data))
 
 
 # one test per space, so that a parallel test run scores the two side by side
 @pytest.mark.parametrize("space", ["nats-tss", "nb101"])
 def test_every_proxy_stays_within_its_tolerance_on_another_cpu_setting(space, shared_data):
     data = f"cifar10:{require(shared_data / 'cifar10' / 'cifar-10-batches-py')}"
-    # the built-ins (other tests register proxies that a fresh process does not know), less those that
-    # bring their own weights (the supernet needs a trained checkpoint)
-    proxies = [
-        p
-        for p in list_proxies()
-        if PROXIES.source(p).startswith("nas.") and not proxy_class(p).population and proxy_class(p).needs.network
-    ]
+    proxies = builtin_network_proxies()
     cells = {space: [_cell(space, shared_data)]}
     # one after the other: side by side, the 2-thread process would fight the others for 2 cores
     base, *others = (score_under(s, cells, proxies, data) for s in ("baseline", *SETTINGS))

@@ -19,7 +19,7 @@ from nas.scoring import Scorer, score_many, select_archs
 from nas.searchspaces import get_space
 from nas.store import ScoreStore
 
-from conftest import install_plugin, require
+from conftest import builtin_network_proxies, install_plugin, require, smallest_nb101_cell
 
 
 @pytest.fixture
@@ -363,26 +363,16 @@ def test_every_proxy_scores_alike_alone_and_on_a_copy_of_the_shared_build(shared
     """Scorer.score builds a network once and deep-copies it for every proxy group but the last;
     alone, a proxy scores the build itself. The two agree bit for bit: every built-in on a small
     NATS-TSS cell, and a few on the smallest NB101 cell (whose build draws with numpy)."""
-    from nas.proxies import list_proxies, proxy_class
-    from nas.proxies.base import PROXIES
-
-    builtins = [
-        p
-        for p in list_proxies()
-        if PROXIES.source(p).startswith("nas.") and not proxy_class(p).population and proxy_class(p).needs.network
-    ]
     tss, nb101 = get_space("nats-tss"), get_space("nb101")
-    with open(require(shared_data / "nb101" / "nb101_subset_1000.csv"), newline="") as f:
-        smallest = min(csv.DictReader(f), key=lambda r: int(r["params"]))
     cases = [
         (
             tss,
             tss.parse("|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|"),
-            builtins,
+            builtin_network_proxies(),
         ),
         (
             nb101,
-            nb101.resolve((json.loads(smallest["adjacency"]), json.loads(smallest["ops"]))),
+            smallest_nb101_cell(shared_data),
             ["near", "synflow", "naswot", "az_expressivity", "az_trainability", "meco_opt"],
         ),
     ]
