@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     worst = dict.fromkeys(stored, 0.0)
     from_isas = set()
     for key in picked:
+        # every proxy of the cell in one call (one build, shared passes), not nas.archive.recompute's
+        # one call per stored row: the same scores, a fraction of the time on NB101's large cells
         now = scorer.score(archs[key])
         for label, by_arch in stored.items():
             worst[label] = max(worst[label], relative_difference(by_arch[key].score, now[label].score))
