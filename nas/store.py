@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -70,6 +70,19 @@ def _absolute(url: str) -> str:
     from pathlib import Path
 
     return prefix + str(Path(url[len(prefix) :]).expanduser().resolve())
+
+
+class GroupCount(NamedTuple):
+    """One group of :meth:`ScoreStore.group_counts`."""
+
+    space: str
+    proxy: str
+    protocol: str
+    machine: str  # "" where not recorded
+    scores: int
+    failed: int
+    seconds: float  # the sum of the stored seconds (one core each; a shared pass's split among its proxies)
+    timed: int  # how many scores record their seconds
 
 
 class ScoreStore:
@@ -209,16 +222,22 @@ class ScoreStore:
                 for r in conn.execute(query).all()
             ]
 
-    def group_counts(self, space: str | None = None) -> list[tuple[str, str, str, str, int, int]]:
-        """``(space, proxy, protocol, machine, scores, failed)`` per group, counted by the database
-        (a store of a million scores is summarised without reading them)."""
+    def group_counts(self, space: str | None = None) -> list[GroupCount]:
+        """Scores, failures and stored seconds per (space, proxy, protocol, machine), counted by
+        the database (a store of a million scores is summarised without reading them)."""
         failed = sa.func.sum(sa.case((SCORES.c.status != "ok", 1), else_=0))
         keys = (SCORES.c.space, SCORES.c.proxy, SCORES.c.protocol, SCORES.c.machine)
-        query = sa.select(*keys, sa.func.count(), failed).group_by(*keys)
+        query = sa.select(
+            *keys, sa.func.count(), failed, sa.func.sum(SCORES.c.seconds), sa.func.count(SCORES.c.seconds)
+        )
+        query = query.group_by(*keys)
         if space is not None:
             query = query.where(SCORES.c.space == space)
         with self.engine.connect() as conn:
-            return [(a, b, c, d or "", int(n), int(f or 0)) for a, b, c, d, n, f in conn.execute(query).all()]
+            return [
+                GroupCount(a, b, c, d or "", int(n), int(f or 0), float(secs or 0.0), int(timed))
+                for a, b, c, d, n, f, secs, timed in conn.execute(query).all()
+            ]
 
     def machine_counts(self) -> dict[str, int]:
         """How many stored scores each machine digest computed ("": not recorded)."""

@@ -149,6 +149,12 @@ def test_store_commands(tmp_path, capsys):
         ("synflow", 1, 0),
         ("params", 1, 0),
     }
+    # the mean stored seconds, what a user projects a larger run's cost from
+    per_score = {g["proxy"]: g["seconds_per_score"] for g in groups}
+    assert per_score["near"] == pytest.approx((0.123456 + 0.2 + 0.3) / 3) and per_score["synflow"] == 0.5
+    assert main(["store", "info", "--store", url]) == 0
+    near_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("nats-tss  near"))
+    assert near_line.split()[-3:] == ["3", "1", "0.21"]
     out = tmp_path / "near.jsonl.gz"
     assert main(["store", "export", str(out), "--store", url, "--proxy", "near"]) == 0
     assert "wrote 3 scores" in capsys.readouterr().out

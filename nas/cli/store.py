@@ -6,14 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 from nas.errors import NasError
 
 EXAMPLES = (
     "examples:\n"
-    "  nas store info                                  # scores per space, proxy and protocol\n"
+    "  nas store info                                  # scores (and seconds each) per space, proxy and protocol\n"
     "  nas store export scores.jsonl.gz --space nats-tss\n"
     "  nas store export new.jsonl.gz --exclude old.jsonl.gz   # only what old.jsonl.gz lacks\n"
     "  nas store import scores.jsonl.gz --store postgresql://user@host/db\n"
@@ -78,11 +78,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     store = ScoreStore(args.store)
     counts: Counter = Counter()
     failed: Counter = Counter()
+    seconds: dict[tuple[str, str, str], float] = defaultdict(float)
+    timed: Counter = Counter()
     by_machine: Counter = Counter()
-    for space, proxy, digest, machine, n, n_failed in store.group_counts(args.space):
-        counts[(space, proxy, digest)] += n
-        failed[(space, proxy, digest)] += n_failed
-        by_machine[machine] += n
+    for group in store.group_counts(args.space):
+        key = (group.space, group.proxy, group.protocol)
+        counts[key] += group.scores
+        failed[key] += group.failed
+        seconds[key] += group.seconds
+        timed[key] += group.timed
+        by_machine[group.machine] += group.scores
     machines = store.machines()
     protocols = store.protocols()
     groups = []
@@ -93,12 +98,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         groups.append(
             {"space": s, "proxy": p, "protocol": d, "version": version, "current_version": current,
              "network_version": network, "current_network_version": current_network, "scores": n,
-             "failed": failed[(s, p, d)], "spec": spec}
+             "failed": failed[(s, p, d)], "seconds": seconds[(s, p, d)],
+             "seconds_per_score": seconds[(s, p, d)] / timed[(s, p, d)] if timed[(s, p, d)] else None, "spec": spec}
         )  # fmt: skip
     lines = [f"{store.url}: {sum(counts.values()):,} scores"]
     if groups:
         lines.append(
-            f"{'space':<10}{'proxy':<30}{'protocol':<18}{'version':<31}{'inputs':<30}{'scores':>9}{'failed':>8}"
+            f"{'space':<10}{'proxy':<30}{'protocol':<18}{'version':<31}{'inputs':<30}{'scores':>9}{'failed':>8}{'s/score':>9}"
         )
     stale = 0
     for g in groups:
@@ -112,14 +118,20 @@ def cmd_info(args: argparse.Namespace) -> int:
             version += f", network {g['network_version']} (now {g['current_network_version']})"
         if version != (g["version"] or "?"):
             stale += g["scores"]
+        per_score = "-" if g["seconds_per_score"] is None else f"{g['seconds_per_score']:.2f}"
         lines.append(
             f"{g['space']:<10}{g['proxy']:<30}{g['protocol']:<18}{version:<31}{where:<30}{g['scores']:>9,}"
-            f"{g['failed']:>8,}"
+            f"{g['failed']:>8,}{per_score:>9}"
         )
     if stale:
         lines.append(
             f"of older proxy or network versions: {stale:,} scores, which no run of today's proxies reads "
             "(CHANGELOG.md, Proxy versions and Network versions)"
+        )
+    if groups:
+        lines.append(
+            "s/score: the mean seconds a score took, as stored (one core; a shared pass's time split among "
+            "its proxies; on whichever machines computed them)"
         )
     if by_machine:
         lines.append("computed on:")
