@@ -430,3 +430,38 @@ def test_a_table_no_proxy_has_scored_yet_says_so(reproduce):
     }
     table = reproduce.section_table("NB101", "Cells.", [record], ["cifar10"], 3, published=False)
     assert any(line.startswith("| `near` |") for line in table)
+
+
+def test_the_plan_projects_the_missing_scores_cost_from_the_stored_seconds(reproduce, tmp_path):
+    from nas.data import InputSpec
+    from nas.proxies import ProxyResult
+    from nas.searchspaces import get_space
+    from nas.store import ScoreStore
+
+    tss = get_space("nats-tss")
+    cells = [tss.from_index(i) for i in (3, 30, 300)]
+    keys = [tss.key(a) for a in cells]
+    inputs = InputSpec()
+    sized = reproduce.Stage("sized", "nats-tss", cells, ["params", "synflow"])
+    other = reproduce.Stage("other", "nats-tss", cells, ["near", "meco"])
+    store = ScoreStore(f"sqlite:///{tmp_path / 'plan.db'}")
+    scorer = reproduce.stage_scorer(sized, inputs)
+    params, synflow = scorer.proxies
+    for key in keys:
+        store.put("nats-tss", key, scorer.digest(params), "params", ProxyResult(1.0, 0.0))
+    store.put("nats-tss", keys[0], scorer.digest(synflow), "synflow", ProxyResult(1.0, 1800.0))
+    # near was timed under another protocol only: a rougher guess, marked; meco never
+    store.put("nats-tss", keys[0], "an-older-near", "near", ProxyResult(1.0, 3600.0))
+
+    lines = reproduce.projection([sized, other], inputs, store, workers=2)
+    assert "| sized | synflow | 2 | 1800.00 | 1.0 |" in lines
+    assert "| other | near | 3 | ~3600.00 | 3.0 |" in lines
+    assert "| other | meco | 3 | ? | ? |" in lines
+    assert not any("| params |" in line for line in lines)  # nothing missing
+    assert lines[-1] == (
+        "8 scores missing: about 4.0 core-hours, 2.0 wall-hours on 2 worker(s); "
+        "not counted, never timed here: other meco"
+    )
+    for key in keys[1:]:
+        store.put("nats-tss", key, scorer.digest(synflow), "synflow", ProxyResult(1.0, 1.0))
+    assert reproduce.projection([sized], inputs, store, workers=2) == ["every score of these stages is stored"]

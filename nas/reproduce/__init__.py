@@ -4,6 +4,7 @@ every proxy ranks NATS-TSS, NAS-Bench-101 and NATS-SSS cells.
     make reproduce                     # = python scripts/reproduce.py --shared ../shared/data
     python scripts/reproduce.py --minutes 60 --workers 2   # score for an hour, then write results
     python scripts/reproduce.py --stages tss-all-cheap --proxies near,params   # one proxy first
+    python scripts/reproduce.py --plan --verify off   # what is left to score, and its projected cost
 
 Protocol (the same for every score, so every command shares the store): proxies score each
 network right after ``torch.manual_seed(0)`` on one batch of 64 real CIFAR-10 training images
@@ -44,7 +45,7 @@ import time
 from pathlib import Path
 
 from nas.reproduce.archives import import_archives, reproduction_digests, save_archive
-from nas.reproduce.plan import ALL, import_tables, log, score_stages, stages
+from nas.reproduce.plan import ALL, import_tables, log, projection, score_stages, stages
 from nas.reproduce.results import write_all
 
 
@@ -65,6 +66,12 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
         help="comma-separated: score only these of each stage's proxies (e.g. near first on the whole space)",
     )
     parser.add_argument("--no-score", action="store_true", help="only write results from stored scores")
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="score nothing: print what each stage still misses and its projected core-hours, from the "
+        "seconds the store records (after importing the archives)",
+    )
     parser.add_argument(
         "--no-results",
         action="store_true",
@@ -155,6 +162,9 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
         except NasError as err:
             print(f"reproduce: error: {err}", file=sys.stderr)
             return 2
+    if args.plan:
+        print("\n".join(projection(plan_to_score, inputs, store, args.workers)))
+        return 0
     if not args.no_score:
         deadline = started + 60 * args.minutes if args.minutes else None
         try:

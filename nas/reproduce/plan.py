@@ -286,3 +286,56 @@ def score_stages(
                 deadline=deadline,
                 cluster=None if stage.max_workers == 1 else cluster,  # a one-process stage stays local
             )
+
+
+# -- what is left, and what it will cost -------------------------------------------------------------
+def seconds_per_score(groups, proxy: str, digest: str) -> tuple[float | None, bool]:
+    """The mean stored seconds of ``digest``'s scores (:meth:`ScoreStore.group_counts` rows of its
+    space), and True; failing that, of every stored score of ``proxy`` in that space (another
+    protocol of it: another version, batch or network; a rougher guess), and False; None if none."""
+    for exact in (True, False):
+        mine = [g for g in groups if (g.protocol == digest if exact else g.proxy == proxy)]
+        timed = sum(g.timed for g in mine)
+        if timed:
+            return sum(g.seconds for g in mine) / timed, exact
+    return None, False
+
+
+def projection(todo: list[Stage], inputs, store, workers: int) -> list[str]:
+    """A markdown table of the scores each stage still misses, per proxy, with the core-hours
+    they will take at the mean seconds the store records for that protocol (``~``: for another
+    protocol of the proxy), and the total in wall-hours on ``workers`` processes. The proxies'
+    own time only (a network's build is not stored), measured on whichever machines scored."""
+    lines = ["| stage | proxy | scores missing | s/score | core-hours |", "|---|---|---|---|---|"]
+    groups: dict[str, list] = {}
+    core_hours, missing_total, unknown = 0.0, 0, []
+    for stage in todo:
+        scorer = stage_scorer(stage, inputs)
+        space = scorer.space
+        if space.name not in groups:
+            groups[space.name] = store.group_counts(space.name)
+        keys = [space.key(a) for a in stage.archs]
+        for proxy in scorer.proxies:
+            digest = scorer.digest(proxy)
+            missing = len(store.missing(space.name, keys, digest))
+            if not missing:
+                continue
+            missing_total += missing
+            per_score, exact = seconds_per_score(groups[space.name], proxy.label(), digest)
+            if per_score is None:
+                unknown.append(f"{stage.name} {proxy.label()}")
+                lines.append(f"| {stage.name} | {proxy.label()} | {missing:,} | ? | ? |")
+                continue
+            hours = missing * per_score / 3600
+            core_hours += hours
+            mark = "" if exact else "~"
+            lines.append(f"| {stage.name} | {proxy.label()} | {missing:,} | {mark}{per_score:.2f} | {hours:.1f} |")
+    if not missing_total:
+        return ["every score of these stages is stored"]
+    total = (
+        f"{missing_total:,} scores missing: about {core_hours:.1f} core-hours, "
+        f"{core_hours / max(workers, 1):.1f} wall-hours on {workers} worker(s)"
+    )
+    if unknown:
+        total += f"; not counted, never timed here: {', '.join(unknown)}"
+    return [*lines, "", total]
