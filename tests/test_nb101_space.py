@@ -281,3 +281,34 @@ def test_decode_rejects_invalid_specs(space):
         space.decode(params)
     with pytest.raises(InvalidArchitectureError, match="lack"):
         space.decode({"e0-1": 1})
+
+
+@pytest.mark.parametrize("kernel, stride, padding, ceil_mode", [(3, 1, 1, False), (2, 2, 0, True)])
+def test_the_channels_last_max_pool_is_torchs_bit_for_bit(kernel, stride, padding, ceil_mode):
+    """The network's pools (the 3x3 op, the 2x2 between stacks) run in channels-last memory: the
+    same values and the same argmax among ties, so the same first and second order gradients."""
+    import torch
+
+    from nas.searchspaces.nb101_network import MaxPool2d
+
+    fast = MaxPool2d(kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
+    gen = torch.Generator().manual_seed(0)
+    shape = (4, 6, 9, 7)  # odd sizes: ceil_mode's partial windows
+    inputs = {
+        "post-ReLU zeros": torch.relu(torch.randn(shape, generator=gen)),
+        "small integers": torch.randint(-2, 3, shape, generator=gen).float(),
+        "NaNs": torch.where(torch.rand(shape, generator=gen) < 0.05, float("nan"), torch.randn(shape, generator=gen)),
+    }
+    for name, x in inputs.items():
+        weights = torch.randn(fast(x).shape, generator=gen)
+        outs = []
+        for pool in (fast, lambda t: torch.nn.functional.max_pool2d(t, kernel, stride, padding, ceil_mode=ceil_mode)):
+            leaf = x.clone().requires_grad_()
+            y = pool(leaf)
+            (grad,) = torch.autograd.grad((y * weights).sum(), leaf, create_graph=True)
+            (second,) = torch.autograd.grad((grad * grad.detach()).sum() + (y * y).sum(), leaf)
+            # NaN != NaN: compare with NaNs as a number no input holds
+            outs.append((*(t.detach().nan_to_num(7.0) for t in (y, grad, second)), y.is_contiguous()))
+        ours, torchs = outs
+        assert all(torch.equal(a, b) for a, b in zip(ours[:3], torchs[:3])), name
+        assert ours[3], "the pool hands the next layer the layout it got"
