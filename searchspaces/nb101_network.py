@@ -77,14 +77,21 @@ class ConvBnRelu(nn.Module):
 
 
 class MaxPool2d(nn.MaxPool2d):
-    """``nn.MaxPool2d``, computed in channels-last memory on the CPU: the same values, the same
-    argmax indices and so the same gradients (first, second order) bit for bit, in a fraction of
-    the time. ATen's NCHW kernel is scalar and writes int64 indices even without gradients; on a
-    64x128x32x32 batch the 3x3 pool took as long as a 3x3 convolution (330 ms against 160 ms,
-    two copies included; ``tests/test_nb101_space.py`` checks the equality on ties and NaNs)."""
+    """``nn.MaxPool2d``, computed in channels-last memory on the CPU when no gradient flows
+    through it: the same values bit for bit in a fraction of the time. ATen's NCHW kernel is
+    scalar and writes int64 argmax indices even without gradients; on a 64x128x32x32 batch the
+    3x3 pool took as long as a 3x3 convolution. With gradients the NCHW kernel stays: the
+    channels-last backward is slower than the forward saves (GraSP on an NB101 cell: pooling
+    2.1 s against 1.9 + 0.2 s). ``tests/test_nb101_space.py`` checks that the two layouts agree
+    on values, argmax among ties and gradients of both orders."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or x.dim() != 4 or x.is_contiguous(memory_format=torch.channels_last):
+        if (
+            (torch.is_grad_enabled() and x.requires_grad)
+            or x.device.type != "cpu"
+            or x.dim() != 4
+            or x.is_contiguous(memory_format=torch.channels_last)
+        ):
             return super().forward(x)
         return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
