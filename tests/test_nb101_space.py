@@ -310,12 +310,24 @@ def test_the_channels_last_max_pool_is_torchs_bit_for_bit(kernel, stride, paddin
         assert ours.is_contiguous() and fast(x.contiguous(memory_format=torch.channels_last)).is_contiguous(
             memory_format=torch.channels_last
         )
+        # NLC's forward-mode products, and torch.func.vmap (which cannot tell memory formats)
+        tangent = torch.randn(shape, generator=gen)
+        with torch.no_grad():
+            ours_jvp = torch.func.jvp(fast, (x,), (tangent,))
+            torchs_jvp = torch.func.jvp(
+                lambda t: F.max_pool2d(t, kernel, stride, padding, ceil_mode=ceil_mode), (x,), (tangent,)
+            )
+            mapped = torch.func.vmap(fast)(x.unsqueeze(1))
+        assert all(torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0)) for a, b in zip(ours_jvp, torchs_jvp)), name
+        assert torch.equal(mapped.squeeze(1).nan_to_num(7.0), reference.nan_to_num(7.0)), name
+        # GraSP's pattern: the input's gradient depends on later weights, and is differentiated again
         weights = torch.randn(reference.shape, generator=gen)
+        probe = torch.randn(shape, generator=gen)
         grads = []
         for pool in (fast, lambda t: F.max_pool2d(t, kernel, stride, padding, ceil_mode=ceil_mode)):
-            leaf = x.clone().requires_grad_()
+            leaf, later = x.clone().requires_grad_(), weights.clone().requires_grad_()
             y = pool(leaf)
-            (grad,) = torch.autograd.grad((y * weights).sum(), leaf, create_graph=True)
-            (second,) = torch.autograd.grad((grad * grad.detach()).sum() + (y * y).sum(), leaf)
-            grads.append([t.detach().nan_to_num(7.0) for t in (y, grad, second)])
+            (grad,) = torch.autograd.grad((y * later).sum(), leaf, create_graph=True)
+            second = torch.autograd.grad((grad * probe).sum() + (y * y).sum(), [leaf, later])
+            grads.append([t.detach().nan_to_num(7.0) for t in (y, grad, *second)])
         assert all(torch.equal(a, b) for a, b in zip(*grads)), name
