@@ -85,6 +85,13 @@ class GroupCount(NamedTuple):
     timed: int  # how many scores record their seconds
 
 
+def mean_seconds(groups: Iterable[GroupCount]) -> float | None:
+    """The mean stored seconds of the scores in ``groups`` that record them (None if none do)."""
+    groups = list(groups)
+    timed = sum(g.timed for g in groups)
+    return sum(g.seconds for g in groups) / timed if timed else None
+
+
 class ScoreStore:
     """A store of proxy scores at one URL (see module docstring)."""
 

@@ -3,6 +3,7 @@
     python scripts/cross_machine.py --shared ../shared/data --stage nb101-cheap --cells 16
     python scripts/cross_machine.py --shared ../shared/data --stage tss-unique --cells 40 \\
         --proxies az_expressivity,az_progressivity,az_trainability
+    python scripts/cross_machine.py --shared ../shared/data --stage nb101-costly --cells 2 --stored-on same
 
 ``scripts/score_variation.py`` imitates other CPUs on one machine with the math libraries' switches;
 this script takes the real thing. The score store records the machine behind every score
@@ -10,6 +11,8 @@ this script takes the real thing. The score store records the machine behind eve
 every proxy asked, came from machines with another instruction set than this one, scores them here
 under the same protocol, and prints per proxy the largest relative change and the tolerance that
 archive verification allows (``Proxy.tolerance``). Cells drawn with ``numpy.random.default_rng(0)``.
+``--stored-on same`` takes cells scored by a machine of this one's kind (same CPU, ISA, libraries
+and threads) instead: after a change meant to keep every value, all changes must be 0.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 
 from nas.archive import relative_difference
 from nas.data import parse_data_arg
-from nas.machine import machine_info
+from nas.machine import machine_digest, machine_info
 from nas.paths import nas_home
 from nas.proxies import proxy_class
 from nas.reproduce.plan import import_tables, stage_scorer, stages
@@ -39,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, default=16)
     parser.add_argument("--proxies", help="comma-separated: only these of the stage's proxies")
     parser.add_argument("--store", help="score store URL (default: $NAS_HOME/scores.db)")
+    parser.add_argument(
+        "--stored-on",
+        choices=("other", "same"),
+        default="other",
+        help="cells stored by a machine with another ISA (default), or by one of this machine's kind",
+    )
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the reproduction's scoring workers run one thread each
@@ -58,16 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     stored = {p.label(): store.get_many(scorer.space.name, scorer.digest(p)) for p in scorer.proxies}
     archs = {scorer.space.key(a): a for a in stage.archs}
 
-    def elsewhere(key: str) -> bool:
-        """Every proxy's score of this cell is stored, by a known machine with another ISA."""
+    here_digest = machine_digest(here)
+
+    def wanted(key: str) -> bool:
+        """Every proxy's score of this cell is stored, by a known machine with another ISA (or, for
+        ``--stored-on same``, by a machine of this one's kind)."""
         scores = [stored[label].get(key) for label in stored]
+        if args.stored_on == "same":
+            return all(s is not None and s.machine == here_digest for s in scores)
         return all(
             s is not None and s.machine in machines and machines[s.machine].get("isa") != here["isa"] for s in scores
         )
 
-    candidates = [key for key in archs if elsewhere(key)]
+    candidates = [key for key in archs if wanted(key)]
     if not candidates:
-        print("cross_machine: error: no cell of this stage was scored by another machine's ISA", file=sys.stderr)
+        which = "this machine's kind" if args.stored_on == "same" else "another machine's ISA"
+        print(f"cross_machine: error: no cell of this stage was scored by {which}", file=sys.stderr)
         return 1
     rng = np.random.default_rng(0)
     picked = [

@@ -73,35 +73,28 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from nas.machine import describe
-    from nas.store import ScoreStore
+    from nas.store import ScoreStore, mean_seconds
 
     store = ScoreStore(args.store)
-    counts: Counter = Counter()
-    failed: Counter = Counter()
-    seconds: dict[tuple[str, str, str], float] = defaultdict(float)
-    timed: Counter = Counter()
+    by_protocol: dict[tuple[str, str, str], list] = defaultdict(list)  # its groups, one per machine
     by_machine: Counter = Counter()
     for group in store.group_counts(args.space):
-        key = (group.space, group.proxy, group.protocol)
-        counts[key] += group.scores
-        failed[key] += group.failed
-        seconds[key] += group.seconds
-        timed[key] += group.timed
+        by_protocol[(group.space, group.proxy, group.protocol)].append(group)
         by_machine[group.machine] += group.scores
     machines = store.machines()
     protocols = store.protocols()
     groups = []
-    for (s, p, d), n in sorted(counts.items()):
+    for (s, p, d), mine in sorted(by_protocol.items()):
         spec = protocols.get(d)
         version, current = _versions(spec)
         network, current_network = _network_versions(spec)
         groups.append(
             {"space": s, "proxy": p, "protocol": d, "version": version, "current_version": current,
-             "network_version": network, "current_network_version": current_network, "scores": n,
-             "failed": failed[(s, p, d)], "seconds": seconds[(s, p, d)],
-             "seconds_per_score": seconds[(s, p, d)] / timed[(s, p, d)] if timed[(s, p, d)] else None, "spec": spec}
+             "network_version": network, "current_network_version": current_network,
+             "scores": sum(g.scores for g in mine), "failed": sum(g.failed for g in mine),
+             "seconds": sum(g.seconds for g in mine), "seconds_per_score": mean_seconds(mine), "spec": spec}
         )  # fmt: skip
-    lines = [f"{store.url}: {sum(counts.values()):,} scores"]
+    lines = [f"{store.url}: {sum(by_machine.values()):,} scores"]
     if groups:
         lines.append(
             f"{'space':<10}{'proxy':<30}{'protocol':<18}{'version':<31}{'inputs':<30}{'scores':>9}{'failed':>8}{'s/score':>9}"

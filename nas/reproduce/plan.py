@@ -293,11 +293,12 @@ def seconds_per_score(groups, proxy: str, digest: str) -> tuple[float | None, bo
     """The mean stored seconds of ``digest``'s scores (:meth:`ScoreStore.group_counts` rows of its
     space), and True; failing that, of every stored score of ``proxy`` in that space (another
     protocol of it: another version, batch or network; a rougher guess), and False; None if none."""
+    from nas.store import mean_seconds
+
     for exact in (True, False):
-        mine = [g for g in groups if (g.protocol == digest if exact else g.proxy == proxy)]
-        timed = sum(g.timed for g in mine)
-        if timed:
-            return sum(g.seconds for g in mine) / timed, exact
+        mean = mean_seconds(g for g in groups if (g.protocol == digest if exact else g.proxy == proxy))
+        if mean is not None:
+            return mean, exact
     return None, False
 
 
