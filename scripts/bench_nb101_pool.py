@@ -5,6 +5,8 @@ so the two run side by side under ``farm-bench``:
     farm-bench -n 3 --timeout 900 --vs "python scripts/bench_nb101_pool.py --shared ../shared/data --torch-pool" \\
         -- python scripts/bench_nb101_pool.py --shared ../shared/data
     # --proxies zico,grasp,naswot,synflow for the gradient proxies
+    python scripts/bench_nb101_pool.py --shared ../shared/data --proxies zico --cells 1 --profile
+    # torch.profiler's table: where a cell's time goes (max_pool2d_with_indices against convolution)
 
 One torch thread, as the scoring workers run.
 """
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxies", default=CHEAP, help=f"comma-separated (default {CHEAP})")
     parser.add_argument("--cells", type=int, default=3)
     parser.add_argument("--torch-pool", action="store_true", help="torch's NCHW max-pool instead of ours")
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler's table of the scoring")
     args = parser.parse_args(argv)
     if args.torch_pool:
         from nas.searchspaces import nb101_network
@@ -46,8 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     archs = [a for a in archs if "maxpool3x3" in space.format(a)][: args.cells]
     data = parse_data_arg(f"cifar10:{shared / 'cifar10' / 'cifar-10-batches-py'}", batch_size=64, seed=0)
     scorer = Scorer(space, [get_proxy(p) for p in args.proxies.split(",")], data, seed=0)
-    for arch in archs:
-        scorer.score(arch)
+    if not args.profile:
+        for arch in archs:
+            scorer.score(arch)
+        return 0
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for arch in archs:
+            seconds = {label: round(r.seconds, 2) for label, r in scorer.score(arch).items()}
+            print(space.format(arch), seconds)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     return 0
 
 
